@@ -1,0 +1,30 @@
+//! Tether keeps model data in sync between browser clients and a server.
+//!
+//! The crate has three wings with one direction of arrows:
+//!
+//! * [`model`] — the sync module: identities, clocks, the registry of model kinds,
+//!   nodes, ops and their merge, the replica with its outbox and cursor, and the wire
+//!   types. Pure Rust; compiles natively and for wasm32 with no features enabled.
+//! * `server` (feature `ssr`) — axum, sqlx and sockets: stores ops in SQLite and fans
+//!   them out live.
+//! * `app` (features `ssr` and `hydrate`) — Leptos components and the browser's sync
+//!   client.
+//!
+//! `app` and `server` both use `model`; neither uses the other except that the server
+//! renders the app's shell.
+
+pub mod model;
+
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
+pub mod app;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+/// Entry point of the browser bundle: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,46 @@
+//! The sync module: everything two replicas of a list must agree on.
+//!
+//! Pure Rust (serde, uuid, chrono): no Leptos, axum, sqlx or web-sys, so it compiles
+//! natively and for wasm32 and can be lifted into another project.
+//!
+//! * [`uid`] — identities of models, views and replicas.
+//! * [`clock`] — the hybrid logical clock that stamps every write.
+//! * [`registry`](mod@registry) and [`kinds`] — model kinds: decoding and validation of fields.
+//! * [`order`] — fractional order keys for siblings.
+//! * [`node`] — a node's state, a join-semilattice merged last-writer-wins per field.
+//! * [`op`] — the four ops (create, set, delete, move) and what each writes.
+//! * [`batch`] — the server's checks and merge of one pushed batch, shared with tests.
+//! * [`replica`] — the state of one list on a client: nodes, outbox, cursor, observers.
+//! * [`wire`] — the protocol's messages and errors.
+//!
+//! The main types are re-exported here, so `use crate::model::{Replica, Uid, Todo}`
+//! is enough for most users.
+
+pub mod batch;
+pub mod clock;
+pub mod kinds;
+pub mod node;
+pub mod op;
+pub mod order;
+pub mod registry;
+pub mod replica;
+pub mod uid;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use batch::{nodes_to_load, plan_push, Limits, PushPlan, StoredNode};
+pub use clock::{wall_clock_ms, ClockError, Hlc, Stamp, StampError};
+pub use kinds::{List, Section, Todo};
+pub use node::{Node, NodeDiff, Position, Register};
+pub use op::{Action, Op};
+pub use order::{OrderKey, OrderKeyError};
+pub use registry::{
+    registry, FieldSpec, FieldType, Fields, KindInfo, Model, ModelError, Registry, Value,
+};
+pub use replica::{Cursor, Event, ObserverId, Placement, Replica, SnapshotError};
+pub use uid::{ClientId, Uid, UidError};
+pub use wire::{
+    Change, ClientMessage, PullPage, PullRequest, PushAck, PushRequest, ServerMessage, SyncError,
+};
