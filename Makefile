@@ -1,0 +1,94 @@
+# Tether: `make run` and `make test` set up whatever is missing, then run.
+# Every install step checks the installed version first and is skipped in well under
+# a second when it is already right.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO_LEPTOS_VERSION := 0.3.10
+# The wasm-bindgen CLI must match the crate in Cargo.lock exactly.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3; exit}' Cargo.lock)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# wasm-opt for release builds comes from npm's binaryen (Debian's is too old).
+export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# cargo-leptos compiles leptos_config with this set; plain cargo must too, or the two
+# builds invalidate each other's artifacts in target/.
+export LEPTOS_OUTPUT_NAME := tether
+
+.PHONY: help setup run dev test test-native lint test-e2e build-dev build-release \
+        wasm-target cargo-leptos wasm-bindgen chromium node-modules proptest-long bench
+
+help:
+	@echo "make run    set up, build a release and serve Tether at http://127.0.0.1:3000"
+	@echo "make test   set up and run every test (native, clippy, fmt, Playwright)"
+	@echo "make dev    cargo leptos watch (rebuilds and reloads on change)"
+
+# ---- set-up (idempotent) ------------------------------------------------------------
+
+setup: wasm-target cargo-leptos wasm-bindgen chromium node-modules
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+	  || rustup target add wasm32-unknown-unknown
+
+cargo-leptos:
+	@[ "$$(cargo leptos --version 2>/dev/null)" = "cargo-leptos $(CARGO_LEPTOS_VERSION)" ] \
+	  || { echo "installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 20 minutes, once)"; \
+	       cargo install cargo-leptos@$(CARGO_LEPTOS_VERSION) --locked --features no_downloads; }
+
+wasm-bindgen:
+	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] \
+	  || { echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION)"; \
+	       cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; }
+
+chromium:
+	@$(CHROMIUM) --version >/dev/null 2>&1 \
+	  || { echo "installing Chromium from Debian"; \
+	       $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+node-modules:
+	@cd end2end && { [ node_modules/.package-lock.json -nt package-lock.json ] \
+	  && [ "$$(node -p 'require("@playwright/test/package.json").version' 2>/dev/null)" = "$$(node -p 'require("./package.json").devDependencies["@playwright/test"]')" ]; } \
+	  || npm ci --no-audit --no-fund
+
+# ---- run ----------------------------------------------------------------------------
+
+build-release: setup
+	cargo leptos build --release
+
+run: build-release
+	@echo "Tether: http://127.0.0.1:3000 (database: ./data/tether.db; Ctrl-C stops)"
+	TETHER_SITE_ROOT=target/site ./target/release/tether
+
+dev: setup
+	cargo leptos watch
+
+# ---- test ---------------------------------------------------------------------------
+
+test: setup test-native lint test-e2e
+	@echo "make test: all passed (native tests, clippy ssr+hydrate, fmt, Playwright)"
+
+test-native:
+	cargo test --features ssr
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --all-targets --features ssr -- -D warnings
+	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+build-dev: setup
+	cargo leptos build
+
+test-e2e: build-dev
+	cd end2end && npx playwright test
+
+# ---- longer runs (documented in docs/) ---------------------------------------------
+
+proptest-long:
+	PROPTEST_CASES=100000 cargo test --release --lib model::
+
+bench:
+	cargo bench --bench model

@@ -1,0 +1,64 @@
+// Playwright runs Tether end to end: the real server binary (built by
+// `cargo leptos build`), a fresh SQLite database in a temporary directory, and
+// Debian's Chromium. The server is started once for the whole run and stopped after.
+import { defineConfig } from "@playwright/test";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+const port = Number(process.env.E2E_PORT ?? 3199);
+export const baseURL = `http://127.0.0.1:${port}`;
+
+// Workers load this file too; only the main process needs (and creates) the database.
+const dataDir =
+  process.env.E2E_DATA ??
+  (process.env.TEST_WORKER_INDEX === undefined
+    ? fs.mkdtempSync(path.join(os.tmpdir(), "tether-e2e-"))
+    : "");
+if (dataDir) process.env.E2E_DATA = dataDir;
+
+const repo = path.resolve(__dirname, "..");
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  expect: { timeout: 5_000 },
+  fullyParallel: true,
+  workers: Number(process.env.E2E_WORKERS ?? 2),
+  retries: 0,
+  forbidOnly: !!process.env.CI,
+  reporter: [["list"]],
+  use: {
+    baseURL,
+    trace: "retain-on-failure",
+    launchOptions: {
+      executablePath: process.env.E2E_CHROMIUM ?? "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+      ],
+    },
+  },
+  webServer: {
+    command: path.join(repo, "target", "debug", "tether"),
+    cwd: repo,
+    url: `${baseURL}/healthz`,
+    timeout: 60_000,
+    reuseExistingServer: false,
+    stdout: "ignore",
+    stderr: "pipe",
+    env: {
+      TETHER_ADDR: `127.0.0.1:${port}`,
+      TETHER_DATABASE_URL: `sqlite://${path.join(dataDir, "tether.db")}`,
+      TETHER_SITE_ROOT: path.join(repo, "target", "site"),
+      TETHER_LOG: "warn",
+      TETHER_HEARTBEAT_SECS: "5",
+    },
+  },
+});

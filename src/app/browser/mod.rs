@@ -1,0 +1,296 @@
+//! The browser half of a list's sync: started after hydration, never on the server.
+//!
+//! [`start`] loads the localStorage mirror into the replica, adopts outboxes left by
+//! tabs that are gone, joins the other tabs of this list, opens the live socket and
+//! flushes the outbox; it also watches the browser's online/offline events and keeps
+//! a heartbeat so other tabs know this one is alive.
+//!
+//! * [`mirror`] — localStorage keys, load and save;
+//! * [`tabs`] — other tabs of the same list (BroadcastChannel);
+//! * [`transport`] — push, pull and the live socket, with backoff.
+//!
+//! Browser objects (sockets, channels, JS closures) are not `Send`, so they live in a
+//! thread-local table keyed by list; the [`Session`] inside the client holds only
+//! plain flags and counters.
+
+pub mod mirror;
+pub mod tabs;
+pub mod transport;
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+};
+
+use wasm_bindgen::{prelude::Closure, JsCast};
+use web_sys::{BroadcastChannel, MessageEvent, WebSocket};
+
+use super::sync_client::{Connection, SyncClient};
+use crate::model::{kinds::Todo, ClientId, Op, Uid};
+
+/// Flags and counters of one list's browser session.
+#[derive(Default)]
+pub struct Session {
+    started: AtomicBool,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) flushing: AtomicBool,
+    pub(crate) flush_again: AtomicBool,
+    pub(crate) push_failures: AtomicU32,
+    pub(crate) socket_failures: AtomicU32,
+    pub(crate) socket_wanted: AtomicBool,
+    pub(crate) socket_open: AtomicBool,
+    pub(crate) catching_up: AtomicBool,
+    pub(crate) last_heard_ms: AtomicU64,
+    /// When the next retry (push or socket) is due, 0 if none is waiting.
+    pub(crate) retry_at_ms: AtomicU64,
+    save_scheduled: AtomicBool,
+}
+
+pub(crate) struct SocketHandles {
+    pub ws: WebSocket,
+    pub _on_open: Closure<dyn FnMut()>,
+    pub _on_message: Closure<dyn FnMut(MessageEvent)>,
+    pub _on_close: Closure<dyn FnMut(web_sys::CloseEvent)>,
+}
+
+pub(crate) struct ChannelHandles {
+    pub channel: BroadcastChannel,
+    pub _on_message: Closure<dyn FnMut(MessageEvent)>,
+}
+
+/// The browser objects of one list.
+#[derive(Default)]
+pub(crate) struct Handles {
+    pub socket: Option<SocketHandles>,
+    pub channel: Option<ChannelHandles>,
+}
+
+thread_local! {
+    static HANDLES: RefCell<HashMap<Uid, Handles>> = RefCell::new(HashMap::new());
+    /// This tab's identity: new on every page load, so two tabs never share seqs.
+    static TAB: ClientId = ClientId::new();
+}
+
+pub(crate) fn with_handles<R>(list: Uid, f: impl FnOnce(&mut Handles) -> R) -> R {
+    HANDLES.with(|h| f(h.borrow_mut().entry(list).or_default()))
+}
+
+/// This tab's client id.
+pub fn tab_client() -> ClientId {
+    TAB.with(|t| *t)
+}
+
+pub(crate) fn now() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// Starts the browser session of `client` (once).
+pub fn start(client: &SyncClient) {
+    let session = client.session();
+    if session.started.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let list = client.list();
+    let me = tab_client();
+
+    // 1. What this browser already has: the mirrored replica, then outboxes of tabs
+    //    that are gone (their ops are applied here and pushed under their own ids).
+    match mirror::load_state(list) {
+        Ok(Some(stored)) => {
+            client.update_replica(|r| r.merge_replica(&stored));
+        }
+        Ok(None) => {}
+        Err(e) => report(client, &e),
+    }
+    adopt_orphans(client, me);
+    mirror::heartbeat(me, now());
+
+    // 2. Other tabs, the server.
+    tabs::join(client);
+    transport::connect(client);
+    transport::schedule_flush(client);
+    schedule_save(client);
+
+    // 3. Timers and browser events.
+    every(2_000, {
+        let client = client.clone();
+        move || {
+            mirror::heartbeat(me, now());
+            transport::heartbeat(&client);
+            refresh_connection(&client);
+        }
+    });
+    every(10_000, {
+        let client = client.clone();
+        move || adopt_orphans(&client, me)
+    });
+    on_window_event("online", {
+        let client = client.clone();
+        move || {
+            client.session().retry_at_ms.store(0, Ordering::SeqCst);
+            transport::connect(&client);
+            transport::schedule_flush(&client);
+        }
+    });
+    on_window_event("offline", {
+        let client = client.clone();
+        move || transport::disconnect(&client)
+    });
+    on_window_event("pagehide", {
+        let client = client.clone();
+        move || {
+            client.session().stopping.store(true, Ordering::SeqCst);
+            save_now(&client);
+            mirror::forget_alive(me);
+        }
+    });
+    on_window_event("pageshow", {
+        let client = client.clone();
+        move || {
+            client.session().stopping.store(false, Ordering::SeqCst);
+            mirror::heartbeat(me, now());
+        }
+    });
+}
+
+/// After a local write: save this tab's outbox now, tell the other tabs, push.
+pub fn after_local_write(client: &SyncClient, op: &Op) {
+    persist_outbox(client, op.client);
+    tabs::announce(client, op);
+    schedule_save(client);
+    transport::schedule_flush(client);
+    refresh_connection(client);
+}
+
+/// Saves what is pending for `owner` (this tab, or an adopted one).
+pub(crate) fn persist_outbox(client: &SyncClient, owner: ClientId) {
+    let ops: Vec<Op> = client.with_replica(|r| {
+        r.outbox()
+            .iter()
+            .filter(|op| op.client == owner)
+            .cloned()
+            .collect()
+    });
+    if let Err(e) = mirror::save_outbox(client.list(), owner, &ops) {
+        report(client, &e);
+    }
+}
+
+fn adopt_orphans(client: &SyncClient, me: ClientId) {
+    let orphans = mirror::orphan_outboxes(client.list(), me, now());
+    if orphans.is_empty() {
+        return;
+    }
+    for (_, ops) in orphans {
+        client.update_replica(|r| r.adopt_outbox(ops));
+    }
+    schedule_save(client);
+    transport::schedule_flush(client);
+}
+
+/// Saves the replica and the list's summary soon (coalescing bursts of changes).
+pub(crate) fn schedule_save(client: &SyncClient) {
+    if client.session().save_scheduled.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let client = client.clone();
+    leptos::task::spawn_local(async move {
+        transport::sleep(250).await;
+        save_now(&client);
+    });
+}
+
+fn save_now(client: &SyncClient) {
+    client
+        .session()
+        .save_scheduled
+        .store(false, Ordering::SeqCst);
+    let saved = client.with_replica(mirror::save_state);
+    match saved {
+        Ok(()) => {
+            // Storage works again: clear a "storage full" notice.
+            let problem = client.status().problem.clone();
+            if problem
+                .get_untracked()
+                .is_some_and(|p| p.contains("storage is full"))
+            {
+                problem.set(None);
+            }
+        }
+        Err(e) => report(client, &e),
+    }
+    let _ = mirror::remember_list(summary(client));
+}
+
+/// What "your lists" shows of this list.
+pub fn summary(client: &SyncClient) -> mirror::ListSummary {
+    let list = client.list();
+    let title = client
+        .get::<crate::model::kinds::List>(list)
+        .map(|l| l.title)
+        .unwrap_or_default();
+    let open = client.with_replica(|r| {
+        r.children(list)
+            .into_iter()
+            .filter_map(|uid| r.get::<Todo>(uid)?.ok())
+            .filter(|t| !t.completed)
+            .count()
+    });
+    mirror::ListSummary {
+        uid: list,
+        title,
+        open,
+        opened_ms: now(),
+    }
+}
+
+fn report(client: &SyncClient, error: &mirror::MirrorError) {
+    leptos::logging::warn!("tether: {error}");
+    client.status().problem.set(Some(error.to_string()));
+}
+
+/// Recomputes the badge's connection state from the session's flags.
+pub(crate) fn refresh_connection(client: &SyncClient) {
+    let session = client.session();
+    let retry_at = session.retry_at_ms.load(Ordering::SeqCst);
+    let retry_in_ms = retry_at.saturating_sub(now());
+    let state = if !transport::browser_online() {
+        Connection::Offline { retry_in_ms: 0 }
+    } else if !session.socket_open.load(Ordering::SeqCst) || retry_in_ms > 0 {
+        Connection::Offline { retry_in_ms }
+    } else if session.catching_up.load(Ordering::SeqCst)
+        || session.flushing.load(Ordering::SeqCst)
+        || client.with_replica(|r| r.pending()) > 0
+    {
+        Connection::Syncing
+    } else {
+        Connection::Online
+    };
+    let signal = &client.status().connection;
+    if signal.get_untracked() != state {
+        signal.set(state);
+    }
+}
+
+fn every(ms: i32, f: impl FnMut() + 'static) {
+    let callback = Closure::<dyn FnMut()>::new(f);
+    if let Some(window) = web_sys::window() {
+        let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+            callback.as_ref().unchecked_ref(),
+            ms,
+        );
+    }
+    // Lives as long as the page.
+    callback.forget();
+}
+
+fn on_window_event(name: &str, mut f: impl FnMut() + 'static) {
+    let callback = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| f());
+    if let Some(window) = web_sys::window() {
+        let _ = window.add_event_listener_with_callback(name, callback.as_ref().unchecked_ref());
+    }
+    callback.forget();
+}
+
+use leptos::prelude::{GetUntracked, Set};

@@ -1,0 +1,188 @@
+//! The components that show one node of a list: a todo (TodoMVC's item) and a section
+//! heading. Each is a view in the view tree, reads only its own fields' signals (so
+//! it re-renders only when they change), and keeps "being edited" as local-only
+//! state that never leaves this tab.
+
+use leptos::{html::Input, prelude::*};
+use serde_json::json;
+
+use super::{sync_client::SyncClient, view_tree::use_view};
+use crate::model::{Uid, Value};
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_string()
+}
+
+/// Editing a title in place: double-click to start; Enter or blur saves (trimmed;
+/// empty deletes the node); Escape cancels, and the blur that follows it does not save.
+#[derive(Clone, Copy)]
+struct TitleEditor {
+    uid: Uid,
+    client: StoredValue<SyncClient>,
+    title: RwSignal<Value>,
+    editing: RwSignal<Value>,
+    input: NodeRef<Input>,
+}
+
+impl TitleEditor {
+    fn new(client: &SyncClient, uid: Uid) -> TitleEditor {
+        TitleEditor {
+            uid,
+            client: StoredValue::new(client.clone()),
+            title: client.field(uid, "title").into(),
+            editing: client.local(uid, "editing").into(),
+            input: NodeRef::new(),
+        }
+    }
+
+    fn is_editing(&self) -> bool {
+        self.editing.get() == Value::Bool(true)
+    }
+
+    fn start(&self) {
+        self.client
+            .with_value(|c| c.set_local(self.uid, "editing", json!(true)));
+        let input = self.input;
+        let title = text(&self.title.get_untracked());
+        request_animation_frame(move || {
+            if let Some(input) = input.get_untracked() {
+                input.set_value(&title);
+                let _ = input.focus();
+            }
+        });
+    }
+
+    fn stop(&self) {
+        self.client
+            .with_value(|c| c.set_local(self.uid, "editing", Value::Null));
+    }
+
+    fn save(&self) {
+        if self.editing.get_untracked() != Value::Bool(true) {
+            return; // already saved or cancelled: this is the blur that follows
+        }
+        let Some(input) = self.input.get_untracked() else {
+            return;
+        };
+        let value = input.value().trim().to_string();
+        self.stop();
+        self.client.with_value(|c| {
+            if value.is_empty() {
+                c.delete(self.uid);
+            } else {
+                c.set(self.uid, "title", json!(value));
+            }
+        });
+    }
+
+    fn cancel(&self) {
+        if let Some(input) = self.input.get_untracked() {
+            input.set_value(&text(&self.title.get_untracked()));
+        }
+        self.stop();
+    }
+
+    fn on_key(&self, ev: &leptos::ev::KeyboardEvent) {
+        match ev.key().as_str() {
+            "Enter" => self.save(),
+            "Escape" => self.cancel(),
+            _ => {}
+        }
+    }
+}
+
+/// A todo: toggle, title, destroy button, and the edit field.
+#[component]
+pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
+    let view = use_view("todo", Some((uid, "todo".into())));
+    let completed: RwSignal<Value> = client.field(uid, "completed").into();
+    let done = move || completed.get() == Value::Bool(true);
+    let editor = TitleEditor::new(&client, uid);
+    let client = StoredValue::new(client);
+    view! {
+        <li
+            class="todo"
+            class:completed=done
+            class:editing=move || editor.is_editing()
+            data-uid=uid.to_string()
+            data-view=view.dom_uid()
+        >
+            <div class="view">
+                <input
+                    class="toggle"
+                    type="checkbox"
+                    prop:checked=done
+                    on:change=move |ev| {
+                        let checked = event_target_checked(&ev);
+                        client.with_value(|c| c.set(uid, "completed", json!(checked)));
+                    }
+                />
+                <label on:dblclick=move |_| editor.start()>
+                    {move || text(&editor.title.get())}
+                </label>
+                <button
+                    class="destroy"
+                    aria-label="Delete"
+                    on:click=move |_| client.with_value(|c| c.delete(uid))
+                ></button>
+            </div>
+            <input
+                class="edit"
+                node_ref=editor.input
+                prop:value=move || text(&editor.title.get())
+                on:keydown=move |ev| editor.on_key(&ev)
+                on:blur=move |_| editor.save()
+            />
+        </li>
+    }
+}
+
+/// A section heading inside a list: not a todo, not counted, editable the same way.
+#[component]
+pub fn SectionItem(client: SyncClient, uid: Uid) -> impl IntoView {
+    let view = use_view("section", Some((uid, "section".into())));
+    let editor = TitleEditor::new(&client, uid);
+    let client = StoredValue::new(client);
+    view! {
+        <li
+            class="section"
+            class:editing=move || editor.is_editing()
+            data-uid=uid.to_string()
+            data-view=view.dom_uid()
+        >
+            <div class="view">
+                <h2 on:dblclick=move |_| editor.start()>{move || text(&editor.title.get())}</h2>
+                <button
+                    class="destroy"
+                    aria-label="Delete heading"
+                    on:click=move |_| client.with_value(|c| c.delete(uid))
+                ></button>
+            </div>
+            <input
+                class="edit"
+                node_ref=editor.input
+                prop:value=move || text(&editor.title.get())
+                on:keydown=move |ev| editor.on_key(&ev)
+                on:blur=move |_| editor.save()
+            />
+        </li>
+    }
+}
+
+pub fn todo_item(client: SyncClient, uid: Uid) -> AnyView {
+    view! { <TodoItem client uid /> }.into_any()
+}
+
+pub fn section_item(client: SyncClient, uid: Uid) -> AnyView {
+    view! { <SectionItem client uid /> }.into_any()
+}
+
+/// A node whose kind this version of the app cannot show (e.g. written by a newer one).
+pub fn unknown_item(kind: String, uid: Uid) -> AnyView {
+    view! {
+        <li class="unknown" data-uid=uid.to_string()>
+            "An item of kind \u{201c}" {kind} "\u{201d} this version cannot show."
+        </li>
+    }
+    .into_any()
+}

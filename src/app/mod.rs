@@ -1,0 +1,97 @@
+//! The app wing: the page shell, routes and components, and the browser's sync layer.
+//!
+//! Knows components and the browser, never SQL. The same components render on the
+//! server (feature `ssr`) and hydrate in the browser (feature `hydrate`); anything
+//! that reads browser state runs in effects, after hydration, so both sides render
+//! the same first frame.
+//!
+//! * [`api`] — the server functions (push, pull, ping);
+//! * [`sync_client`] — one list's replica held in signals;
+//! * `browser` — localStorage mirror, other tabs, transport (hydrate only);
+//! * [`view_tree`] — views with UIDs, parents and children;
+//! * [`item_views`] — the registry from a node's kind to the component that shows it;
+//! * [`home`], [`list`], [`item`], [`status`], [`inspector`], [`errors`] — the pages
+//!   and their parts.
+
+pub mod api;
+#[cfg(feature = "hydrate")]
+pub mod browser;
+pub mod errors;
+pub mod home;
+pub mod inspector;
+pub mod item;
+pub mod item_views;
+pub mod list;
+pub mod status;
+pub mod sync_client;
+pub mod view_tree;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    OptionalParamSegment, ParamSegment, SsrMode, StaticSegment,
+};
+
+/// The HTML document around the app (server side only renders it).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_security_policy();
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The page's Content-Security-Policy: scripts only from here or with this
+/// response's nonce (the hydration script), wasm allowed, nothing framed.
+#[cfg(feature = "ssr")]
+fn set_security_policy() {
+    use http::{header::CONTENT_SECURITY_POLICY, HeaderValue};
+    let nonce = leptos::nonce::use_nonce()
+        .map(|n| format!(" 'nonce-{n}'"))
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{nonce}; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+         object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    );
+    if let (Some(response), Ok(value)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        HeaderValue::from_str(&policy),
+    ) {
+        response.insert_header(CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// The app: routes to the home page and to a list (with its filter).
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/tether.css" />
+        <Title text="Tether" />
+        <Router>
+            <Routes fallback=|| view! { <errors::NotFound /> }>
+                <Route path=StaticSegment("") view=home::HomePage />
+                <Route
+                    path=(StaticSegment("l"), ParamSegment("uid"), OptionalParamSegment("filter"))
+                    view=list::ListPage
+                    ssr=SsrMode::Async
+                />
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,418 @@
+//! The reactive signal layer: one list's replica held in signals.
+//!
+//! A [`SyncClient`] owns the list's [`Replica`] and turns the replica's change events
+//! into signal updates, one signal per (node, field) and one per parent's children,
+//! so an item re-renders only when its own fields change. A local write goes
+//! replica → localStorage mirror → outbox → push server function; acknowledgements
+//! trim the outbox; the live socket applies other clients' changes as they come.
+//!
+//! Two ways of writing:
+//! * [`SyncClient::set`] (and `create`, `delete`, `move_to`) — synced, the default;
+//! * [`SyncClient::set_local`] — local-only state that must not leave the browser,
+//!   such as which item is being edited.
+//!
+//! The same type runs on the server (seeded from the database, for rendering) and in
+//! the browser; everything that touches the browser is in `browser` modules started by
+//! [`SyncClient::start`] after hydration.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use leptos::prelude::*;
+
+use crate::model::{
+    registry,
+    replica::Event,
+    wire::{Change, PullPage},
+    ClientId, Model, ModelError, Node, Op, Placement, Replica, Uid, Value,
+};
+
+/// How the list is connected to the server, for the status badge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Rendering on the server, or not started yet.
+    Idle,
+    /// Live socket open, catching up or pushing.
+    Syncing,
+    /// Live socket open and caught up, nothing pending in flight.
+    Online,
+    /// Server unreachable; the next attempt is in `retry_in_ms` (0: waiting for the
+    /// browser to come back online).
+    Offline { retry_in_ms: u64 },
+}
+
+impl Connection {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Connection::Idle => "connecting",
+            Connection::Syncing => "syncing",
+            Connection::Online => "online",
+            Connection::Offline { .. } => "offline",
+        }
+    }
+}
+
+/// The sync state the UI always shows.
+#[derive(Clone)]
+pub struct SyncStatus {
+    pub connection: ArcRwSignal<Connection>,
+    /// Ops written here and not yet acknowledged.
+    pub pending: ArcRwSignal<usize>,
+    /// Wall time (ms) the replica was last known to be up to date with the server.
+    pub last_synced_ms: ArcRwSignal<Option<u64>>,
+    /// A problem worth telling the user (storage full, a rejected write, …).
+    pub problem: ArcRwSignal<Option<String>>,
+}
+
+/// One list, live. Cheap to clone; all clones share the replica.
+#[derive(Clone)]
+pub struct SyncClient(Arc<Inner>);
+
+struct Inner {
+    list: Uid,
+    replica: Mutex<Replica>,
+    /// Filled by the replica's observer while it is locked; drained into signals once
+    /// the lock is released.
+    events: Arc<Mutex<Vec<Event>>>,
+    fields: Mutex<HashMap<(Uid, String), ArcRwSignal<Value>>>,
+    children: Mutex<HashMap<Uid, ArcRwSignal<Vec<Uid>>>>,
+    local: Mutex<HashMap<(Uid, String), ArcRwSignal<Value>>>,
+    /// Notified on every change: for views over the whole replica (inspector, counts).
+    changed: ArcTrigger,
+    status: SyncStatus,
+    #[cfg(feature = "hydrate")]
+    pub(crate) browser: super::browser::Session,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SyncClient {
+    /// A client for `list`, seeded with the server's changes (on the server and while
+    /// hydrating: every change of the list, and the server's clock then) so the
+    /// first frame is the server's.
+    pub fn new(list: Uid, client: ClientId, seed: &PullPage) -> SyncClient {
+        let mut replica = Replica::new(list, client);
+        let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+        {
+            let events = events.clone();
+            replica.observe(Box::new(move |e: &Event| lock(&events).push(e.clone())));
+        }
+        replica.apply_remote(&seed.changes, seed.server_time_ms);
+        lock(&events).clear();
+        let last_synced = (seed.server_time_ms > 0).then_some(seed.server_time_ms);
+        SyncClient(Arc::new(Inner {
+            list,
+            replica: Mutex::new(replica),
+            events,
+            fields: Mutex::default(),
+            children: Mutex::default(),
+            local: Mutex::default(),
+            changed: ArcTrigger::new(),
+            status: SyncStatus {
+                connection: ArcRwSignal::new(Connection::Idle),
+                pending: ArcRwSignal::new(0),
+                last_synced_ms: ArcRwSignal::new(last_synced),
+                problem: ArcRwSignal::new(None),
+            },
+            #[cfg(feature = "hydrate")]
+            browser: Default::default(),
+        }))
+    }
+
+    /// The client of `list` for this page: in the browser one per list for the whole
+    /// session (so moving between filters or pages keeps it); on the server a fresh
+    /// one per render.
+    pub fn for_list(list: Uid, seed: &PullPage) -> SyncClient {
+        #[cfg(feature = "hydrate")]
+        {
+            use std::sync::OnceLock;
+            static CLIENTS: OnceLock<Mutex<HashMap<Uid, SyncClient>>> = OnceLock::new();
+            let clients = CLIENTS.get_or_init(Mutex::default);
+            if let Some(client) = lock(clients).get(&list) {
+                client.apply_remote(&seed.changes, seed.server_time_ms);
+                return client.clone();
+            }
+            let client = SyncClient::new(list, super::browser::tab_client(), seed);
+            lock(clients).insert(list, client.clone());
+            client
+        }
+        #[cfg(not(feature = "hydrate"))]
+        SyncClient::new(list, ClientId::new(), seed)
+    }
+
+    pub fn list(&self) -> Uid {
+        self.0.list
+    }
+
+    #[cfg(feature = "hydrate")]
+    pub(crate) fn session(&self) -> &super::browser::Session {
+        &self.0.browser
+    }
+
+    /// The next ops to push: the oldest pending op and those of the same writer
+    /// directly after it (at most `max`), so causal order holds across writers.
+    pub fn next_batch(&self, max: usize) -> Option<(ClientId, Vec<Op>)> {
+        self.with_replica(|r| r.push_request(max).map(|req| (req.client, req.ops)))
+    }
+
+    pub fn status(&self) -> &SyncStatus {
+        &self.0.status
+    }
+
+    /// Starts syncing in the browser: localStorage, other tabs, the server. Idempotent;
+    /// a no-op on the server.
+    pub fn start(&self) {
+        #[cfg(feature = "hydrate")]
+        super::browser::start(self);
+    }
+
+    // ---- reading -------------------------------------------------------------------
+
+    /// Runs `f` with the replica (untracked).
+    pub fn with_replica<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
+        f(&lock(&self.0.replica))
+    }
+
+    /// Tracks every change of the replica (for whole-list views such as counts).
+    pub fn track_all(&self) {
+        self.0.changed.track();
+    }
+
+    /// The kind of a live node.
+    pub fn kind(&self, uid: Uid) -> Option<String> {
+        self.with_replica(|r| {
+            r.node(uid)
+                .filter(|n| n.is_live())
+                .and_then(|n| n.kind_name().map(str::to_string))
+        })
+    }
+
+    /// A typed read of a live node (untracked).
+    pub fn get<M: Model>(&self, uid: Uid) -> Option<M> {
+        self.with_replica(|r| r.get::<M>(uid)?.ok())
+    }
+
+    /// The current value of a field, its kind's default if never written.
+    pub fn field_value(&self, uid: Uid, field: &str) -> Value {
+        self.with_replica(|r| current_field(r, uid, field))
+    }
+
+    /// A signal of one field of one node; it changes only when that field does.
+    pub fn field(&self, uid: Uid, field: &str) -> ArcRwSignal<Value> {
+        let key = (uid, field.to_string());
+        if let Some(signal) = lock(&self.0.fields).get(&key) {
+            return signal.clone();
+        }
+        let signal = ArcRwSignal::new(self.field_value(uid, field));
+        lock(&self.0.fields).entry(key).or_insert(signal).clone()
+    }
+
+    /// A signal of a node's live children, in order.
+    pub fn children(&self, parent: Uid) -> ArcRwSignal<Vec<Uid>> {
+        if let Some(signal) = lock(&self.0.children).get(&parent) {
+            return signal.clone();
+        }
+        let signal = ArcRwSignal::new(self.with_replica(|r| r.children(parent)));
+        lock(&self.0.children)
+            .entry(parent)
+            .or_insert(signal)
+            .clone()
+    }
+
+    /// A local-only value (never leaves this browser tab).
+    pub fn local(&self, uid: Uid, key: &str) -> ArcRwSignal<Value> {
+        lock(&self.0.local)
+            .entry((uid, key.to_string()))
+            .or_insert_with(|| ArcRwSignal::new(Value::Null))
+            .clone()
+    }
+
+    /// Sets a local-only value: it updates this tab's views and is never synced.
+    pub fn set_local(&self, uid: Uid, key: &str, value: Value) {
+        let signal = self.local(uid, key);
+        if signal.get_untracked() != value {
+            signal.set(value);
+        }
+    }
+
+    /// The ops not yet acknowledged by the server.
+    pub fn pending_ops(&self) -> Vec<Op> {
+        self.with_replica(|r| r.outbox().iter().cloned().collect())
+    }
+
+    // ---- synced writes -------------------------------------------------------------
+
+    /// Creates a node of kind `M` under `parent`; returns its new UID.
+    pub fn create<M: Model>(&self, parent: Uid, at: Placement, value: &M) -> Option<Uid> {
+        let now = now_ms();
+        self.write(|r| r.create(parent, at, value, now))
+            .map(|(uid, op)| {
+                self.after_local_write(op);
+                uid
+            })
+    }
+
+    /// Creates the list's own node (its title lives there) if it does not exist yet.
+    pub fn ensure_root<M: Model>(&self, value: &M) {
+        let list = self.0.list;
+        if self.with_replica(|r| r.node(list).is_some_and(Node::is_live)) {
+            return;
+        }
+        let now = now_ms();
+        if let Some(op) = self.write(|r| r.create_root(value, now)) {
+            self.after_local_write(op);
+        }
+    }
+
+    /// Sets one field (synced).
+    pub fn set(&self, uid: Uid, field: &str, value: Value) {
+        if self.field_value(uid, field) == value {
+            return;
+        }
+        let now = now_ms();
+        if let Some(op) = self.write(|r| r.set(uid, field, value, now)) {
+            self.after_local_write(op);
+        }
+    }
+
+    /// Deletes a node (a tombstone: a concurrent edit elsewhere does not bring it back).
+    pub fn delete(&self, uid: Uid) {
+        let now = now_ms();
+        if let Some(op) = self.write(|r| r.delete(uid, now)) {
+            self.after_local_write(op);
+        }
+    }
+
+    /// Moves a node under `parent` at `at`.
+    pub fn move_to(&self, uid: Uid, parent: Uid, at: Placement) {
+        let now = now_ms();
+        if let Some(op) = self.write(|r| r.move_to(uid, parent, at, now)) {
+            self.after_local_write(op);
+        }
+    }
+
+    /// Runs a local write; a refused write (invalid input) is reported, not panicked.
+    fn write<R>(&self, f: impl FnOnce(&mut Replica) -> Result<R, ModelError>) -> Option<R> {
+        let result = f(&mut lock(&self.0.replica));
+        self.dispatch();
+        match result {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.0.status.problem.set(Some(format!("Not saved: {e}")));
+                None
+            }
+        }
+    }
+
+    fn after_local_write(&self, op: Op) {
+        #[cfg(feature = "hydrate")]
+        super::browser::after_local_write(self, &op);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = op;
+    }
+
+    // ---- what arrives from elsewhere ----------------------------------------------
+
+    /// Merges changes from the server (pull, live socket).
+    pub fn apply_remote(&self, changes: &[Change], server_time_ms: u64) {
+        lock(&self.0.replica).apply_remote(changes, server_time_ms);
+        self.dispatch();
+    }
+
+    /// Merges an op another tab wrote (it stays in that tab's outbox).
+    pub fn apply_peer_op(&self, op: &Op) {
+        lock(&self.0.replica).apply_op(op);
+        self.dispatch();
+    }
+
+    /// Runs `f` on the replica and then tells the views what changed.
+    pub fn update_replica<R>(&self, f: impl FnOnce(&mut Replica) -> R) -> R {
+        let r = f(&mut lock(&self.0.replica));
+        self.dispatch();
+        r
+    }
+
+    /// Marks the replica as up to date with the server now.
+    pub fn mark_synced(&self) {
+        self.0
+            .status
+            .last_synced_ms
+            .set(Some(crate::model::clock::wall_clock_ms()));
+    }
+
+    /// Turns the replica's queued events into signal updates, outside its lock.
+    fn dispatch(&self) {
+        let events = std::mem::take(&mut *lock(&self.0.events));
+        if events.is_empty() {
+            return;
+        }
+        let replica = lock(&self.0.replica);
+        let fields = lock(&self.0.fields);
+        let children = lock(&self.0.children);
+        let mut pending_changed = false;
+        for event in &events {
+            match event {
+                Event::FieldChanged { node, field } => {
+                    if let Some(signal) = fields.get(&(*node, field.clone())) {
+                        let value = current_field(&replica, *node, field);
+                        if signal.get_untracked() != value {
+                            signal.set(value);
+                        }
+                    }
+                }
+                Event::NodeAdded { parent, .. } | Event::NodeRemoved { parent, .. } => {
+                    if let Some(parent) = parent {
+                        refresh_children(&replica, &children, *parent);
+                    }
+                }
+                Event::ChildrenChanged { parent } => {
+                    refresh_children(&replica, &children, *parent);
+                }
+                Event::OutboxChanged => pending_changed = true,
+                Event::CursorChanged => {}
+            }
+        }
+        let pending = replica.pending();
+        drop((replica, fields, children));
+        if pending_changed && self.0.status.pending.get_untracked() != pending {
+            self.0.status.pending.set(pending);
+        }
+        self.0.changed.notify();
+    }
+}
+
+fn refresh_children(
+    replica: &Replica,
+    children: &HashMap<Uid, ArcRwSignal<Vec<Uid>>>,
+    parent: Uid,
+) {
+    if let Some(signal) = children.get(&parent) {
+        let now = replica.children(parent);
+        if signal.get_untracked() != now {
+            signal.set(now);
+        }
+    }
+}
+
+/// A field's value with the kind's default filled in.
+fn current_field(replica: &Replica, uid: Uid, field: &str) -> Value {
+    let Some(node) = replica.node(uid) else {
+        return Value::Null;
+    };
+    if let Some(value) = node.field(field) {
+        return value.clone();
+    }
+    node.kind_name()
+        .and_then(|kind| registry().kind(kind).ok())
+        .and_then(|info| info.fields.iter().find(|f| f.name == field))
+        .map_or(Value::Null, |spec| (spec.default)())
+}
+
+/// Wall-clock milliseconds, from the browser's clock in the browser.
+pub fn now_ms() -> u64 {
+    crate::model::clock::wall_clock_ms()
+}

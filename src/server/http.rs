@@ -1,0 +1,289 @@
+//! The HTTP side: the router, its middleware, `/healthz`, start and graceful shutdown.
+//!
+//! Order of routes: `/healthz` and the live socket are plain axum routes; the Leptos
+//! routes render the app and carry the server functions (`/api/*`); anything else is
+//! a static file from the site root or the app's 404 page. Every response passes
+//! through a per-request log line, security headers and compression; request bodies
+//! to `/api/*` are capped before any decoding.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tower_http::{
+    compression::CompressionLayer,
+    trace::{DefaultOnFailure, TraceLayer},
+};
+use tracing::Level;
+
+use super::{
+    config::Config,
+    db::{Db, DbError},
+    hub::Hub,
+    limiter::Limiter,
+    live,
+    sync::Writer,
+    AppState,
+};
+use crate::{
+    app::{shell, App},
+    model::wire::SyncError,
+};
+
+/// A server that is running; [`RunningServer::shutdown`] stops it gracefully.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    serve: JoinHandle<std::io::Result<()>>,
+    writer: JoinHandle<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {detail}")]
+    Bind { addr: SocketAddr, detail: String },
+}
+
+/// Opens the database, starts the writer, binds `config.addr` (port 0 picks a free
+/// one) and serves until [`RunningServer::shutdown`].
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let db = Db::open(&config.database).await?;
+    let hub = Hub::new(
+        config.sync.live_buffer,
+        config.sync.max_subscribers_per_list,
+    );
+    let (writer, writer_task) = Writer::start(db.clone(), hub.clone(), &config).await?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| StartError::Bind {
+            addr: config.addr,
+            detail: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind {
+        addr: config.addr,
+        detail: e.to_string(),
+    })?;
+
+    let leptos_options = LeptosOptions::builder()
+        .output_name("tether")
+        .site_root(config.site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .reload_port(
+            std::env::var("LEPTOS_RELOAD_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(3001),
+        )
+        .build();
+    let state = AppState {
+        leptos_options,
+        limiter: Limiter::new(
+            config.sync.max_pushes_per_second,
+            config.sync.max_sockets_per_client,
+        ),
+        config: Arc::new(config),
+        db,
+        writer,
+        hub,
+        shutdown: shutdown_rx.clone(),
+    };
+
+    let app = router(state.clone());
+    let mut stop = shutdown_rx;
+    let serve = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        })
+        .await
+    });
+    tracing::info!(%addr, "Tether is listening on http://{addr}");
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: shutdown_tx,
+        serve,
+        writer: writer_task,
+    })
+}
+
+impl RunningServer {
+    /// Stops accepting connections, closes live sockets, lets in-flight requests
+    /// finish (at most `grace`), commits what the writer has queued, and closes the
+    /// database.
+    pub async fn shutdown(self, grace: Duration) {
+        tracing::info!("shutting down");
+        let _ = self.shutdown.send(true);
+        match tokio::time::timeout(grace, self.serve).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
+            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+            Err(_) => tracing::warn!("requests still running after {grace:?}; stopping anyway"),
+        }
+        let RunningServer { state, writer, .. } = self;
+        let db = state.db.clone();
+        // The writer ends once the last handle (in the state) is gone.
+        drop(state);
+        if tokio::time::timeout(grace, writer).await.is_err() {
+            tracing::warn!("the writer did not finish in time");
+        }
+        db.close().await;
+        tracing::info!("shut down");
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        self.shutdown(Duration::from_secs(10)).await;
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("received SIGINT"),
+        _ = term => tracing::info!("received SIGTERM"),
+    }
+}
+
+/// The whole router, with its state applied.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/new", get(new_list))
+        .route("/api/live", get(live::upgrade))
+        .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_body))
+        .layer(middleware::from_fn(security_headers))
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(
+                    |res: &Response, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = res.status().as_u16(),
+                            ms = latency.as_secs_f64() * 1000.0,
+                            "served"
+                        );
+                    },
+                )
+                .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+        )
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 when the database answers, 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /new`: a fresh list's address (the link works without JavaScript too).
+async fn new_list() -> Response {
+    axum::response::Redirect::to(&format!("/l/{}", crate::model::Uid::new())).into_response()
+}
+
+/// Caps request bodies to `/api/*` at `max_request_bytes` with a typed 413, before
+/// anything decodes them (a declared length is refused without reading).
+async fn limit_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/") || req.method() == axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    let max = state.config.sync.max_request_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(bytes) = declared.filter(|&b| b > max) {
+        return error_response(&SyncError::BodyTooLarge { bytes, max });
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, max).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(&SyncError::BodyTooLarge {
+                bytes: max + 1,
+                max,
+            })
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// A typed error as an HTTP response: its status and its JSON.
+pub fn error_response(error: &SyncError) -> Response {
+    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Json(error)).into_response()
+}
+
+/// The usual security headers on every response. The page's scripts carry a nonce
+/// (see `app::shell`), so the policy needs no `unsafe-inline` for scripts.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    res
+}

@@ -1,0 +1,47 @@
+//! The server wing: configuration, the SQLite store, push/pull, and live fan-out.
+//!
+//! It knows SQL and sockets, never views: the pages it serves are the app's
+//! components rendered by leptos_axum. Server functions (declared in `app::api`, so
+//! the browser gets their client half) are thin: they decode, then call [`sync`].
+//!
+//! * [`config`] — `Leptos.toml` and `TETHER_*` overrides.
+//! * [`db`] — opening SQLite and the queries.
+//! * [`sync`] — the single writer: validates, merges and commits pushed batches.
+//! * [`hub`] — per-list fan-out of committed changes.
+//! * [`live`] — the WebSocket route that follows a list.
+//! * [`http`] — the router, middleware, `/healthz`, start and graceful shutdown.
+
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod hub;
+pub mod limiter;
+pub mod live;
+pub mod sync;
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+pub use config::Config;
+pub use http::RunningServer;
+
+/// Everything a request handler or server function may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub config: Arc<Config>,
+    pub db: db::Db,
+    pub writer: sync::Writer,
+    pub hub: hub::Hub,
+    pub limiter: limiter::Limiter,
+    /// Flips to `true` when the server starts shutting down; live sockets watch it.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
