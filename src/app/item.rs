@@ -111,6 +111,9 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
                 <input
                     class="toggle"
                     type="checkbox"
+                    // The attribute is for the server's HTML (readable without
+                    // JavaScript); the property is what the browser shows after.
+                    checked=done
                     prop:checked=done
                     on:change=move |ev| {
                         let checked = event_target_checked(&ev);
@@ -129,6 +132,7 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
             <input
                 class="edit"
                 node_ref=editor.input
+                value=move || text(&editor.title.get())
                 prop:value=move || text(&editor.title.get())
                 on:keydown=move |ev| editor.on_key(&ev)
                 on:blur=move |_| editor.save()
@@ -161,6 +165,7 @@ pub fn SectionItem(client: SyncClient, uid: Uid) -> impl IntoView {
             <input
                 class="edit"
                 node_ref=editor.input
+                value=move || text(&editor.title.get())
                 prop:value=move || text(&editor.title.get())
                 on:keydown=move |ev| editor.on_key(&ev)
                 on:blur=move |_| editor.save()

@@ -241,6 +241,7 @@ pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
                     id="toggle-all"
                     class="toggle-all"
                     type="checkbox"
+                    checked=move || { total.get() > 0 && completed_count.get() == total.get() }
                     prop:checked=move || { total.get() > 0 && completed_count.get() == total.get() }
                     on:change=toggle_all
                 />

@@ -257,8 +257,10 @@ pub(crate) fn refresh_connection(client: &SyncClient) {
     let retry_in_ms = retry_at.saturating_sub(now());
     let state = if !transport::browser_online() {
         Connection::Offline { retry_in_ms: 0 }
-    } else if !session.socket_open.load(Ordering::SeqCst) || retry_in_ms > 0 {
+    } else if retry_in_ms > 0 || !session.socket_wanted.load(Ordering::SeqCst) {
         Connection::Offline { retry_in_ms }
+    } else if !session.socket_open.load(Ordering::SeqCst) {
+        Connection::Syncing // connecting
     } else if session.catching_up.load(Ordering::SeqCst)
         || session.flushing.load(Ordering::SeqCst)
         || client.with_replica(|r| r.pending()) > 0
