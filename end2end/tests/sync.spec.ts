@@ -194,3 +194,46 @@ test("the page is complete in the server's HTML: readable without JavaScript", a
   await expect(titles(plain)).toHaveText(["second"]);
   await noJs.close();
 });
+
+test("an item re-renders only when its own fields change", async ({ page }) => {
+  await openList(page);
+  await addTodos(page, "a", "b", "c");
+  await settled(page);
+  // Count DOM mutations inside each item while only "b" changes.
+  await page.evaluate(() => {
+    const w = window as unknown as { mutations: Record<string, number> };
+    w.mutations = {};
+    for (const li of document.querySelectorAll(".todo-list li.todo")) {
+      const title = li.querySelector("label")!.textContent!;
+      w.mutations[title] = 0;
+      new MutationObserver((records) => (w.mutations[title] += records.length)).observe(li, {
+        subtree: true,
+        attributes: true,
+        childList: true,
+        characterData: true,
+      });
+    }
+  });
+  await todo(page, "b").locator(".toggle").check();
+  await rename(page, "b", "b2");
+  await settled(page);
+  const mutations = await page.evaluate(() => (window as unknown as { mutations: Record<string, number> }).mutations);
+  expect(mutations["b"]).toBeGreaterThan(0);
+  expect(mutations["a"]).toBe(0);
+  expect(mutations["c"]).toBe(0);
+});
+
+test("local-only state (which item is being edited) never leaves the tab", async ({ page, browser }) => {
+  const id = await openList(page);
+  await addTodos(page, "shared");
+  const other = await (await browser.newContext()).newPage();
+  await openList(other, id);
+  await todo(page, "shared").locator("label").dblclick();
+  await expect(todo(page, "shared")).toHaveClass(/editing/);
+  await expect(page.locator(".status .pending")).toHaveAttribute("data-count", "0");
+  // A synced change made afterwards arrives, but the editing state does not.
+  await addTodos(other, "later");
+  await expect(titles(page)).toHaveText(["shared", "later"]);
+  await expect(todo(other, "shared")).not.toHaveClass(/editing/);
+  await other.context().close();
+});
