@@ -5,24 +5,25 @@ import { test as base, expect, type Page, type BrowserContext } from "@playwrigh
 import { randomUUID } from "node:crypto";
 
 /** Errors seen on a page; checked after each test. */
-export function watchErrors(page: Page, errors: string[], allow: RegExp[] = []) {
+export function watchErrors(page: Page, errors: string[], allow: RegExp | null = null) {
   page.on("console", (msg) => {
     if (msg.type() !== "error") return;
     const text = msg.text();
-    if (allow.some((re) => re.test(text))) return;
+    if (allow?.test(text)) return;
     errors.push(`console.error: ${text}`);
   });
   page.on("pageerror", (err) => errors.push(`page error: ${err.message}`));
 }
 
 type Fixtures = {
-  /** Console messages a test expects (e.g. failed requests while offline). */
-  allowErrors: RegExp[];
+  /** Console messages a test expects (e.g. failed requests while offline): one
+   *  pattern (an array here would be read as Playwright's [value, options]). */
+  allowErrors: RegExp | null;
   errors: string[];
 };
 
 export const test = base.extend<Fixtures>({
-  allowErrors: [[], { option: true }],
+  allowErrors: [null, { option: true }],
   // Automatic: every test fails on an unexpected console or page error.
   errors: [
     async ({ page, context, allowErrors }, use) => {

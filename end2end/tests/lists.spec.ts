@@ -105,7 +105,7 @@ test("a section heading is its own kind: its own button and component, not count
 });
 
 test.describe("offline moments", () => {
-  test.use({ allowErrors: [/ERR_INTERNET_DISCONNECTED/, /WebSocket connection to .* failed/, /net::ERR_/] });
+  test.use({ allowErrors: /ERR_INTERNET_DISCONNECTED|WebSocket connection to .* failed|net::ERR_/ });
 
   test("the inspector's view tree matches the DOM", async ({ page }) => {
     await openList(page);

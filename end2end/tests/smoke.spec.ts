@@ -36,7 +36,7 @@ test("a list page renders and hydrates", async ({ page, errors }) => {
 
 test.describe("error pages", () => {
   // The browser logs the page's own 400/404 status as a console error.
-  test.use({ allowErrors: [/status of (400|404)/] });
+  test.use({ allowErrors: /status of (400|404)/ });
 
   test("/l/not-a-uid shows the 400 page", async ({ page }) => {
     const response = await page.goto("/l/not-a-uid");

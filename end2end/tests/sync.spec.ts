@@ -32,9 +32,7 @@ async function rename(page: Page, from: string, to: string) {
 }
 
 // Offline pages log failed requests and sockets; those are expected here.
-test.use({
-  allowErrors: [/ERR_INTERNET_DISCONNECTED/, /WebSocket connection to .* failed/, /Failed to fetch/, /net::ERR_/],
-});
+test.use({ allowErrors: /ERR_INTERNET_DISCONNECTED|WebSocket connection to .* failed|Failed to fetch|net::ERR_/ });
 
 test("two browsers see each other's add, edit, toggle and delete within a second", async ({ page, browser }) => {
   const id = await openList(page);

@@ -26,13 +26,32 @@ impl FromServerFnError for SyncError {
                 set_status(&error);
                 error
             }
-            // The server could not be reached or did not answer sensibly (on the client).
+            // On the server, server_fn reports a request body that does not decode
+            // (malformed JSON, a missing field, a wrong type) as `Deserialization`,
+            // and one that cannot be read as `Request`: the client's fault, a 400.
+            // On the client the same variants mean the server could not be reached
+            // or did not answer sensibly.
             ServerFnErrorErr::Request(detail) | ServerFnErrorErr::Deserialization(detail) => {
-                SyncError::Unavailable { detail }
+                if in_server_request() {
+                    let error = SyncError::MalformedRequest { detail };
+                    set_status(&error);
+                    error
+                } else {
+                    SyncError::Unavailable { detail }
+                }
             }
             _ => SyncError::Internal,
         }
     }
+}
+
+/// True while handling a request on the server (leptos_axum provides the response
+/// options there), false in the browser.
+fn in_server_request() -> bool {
+    #[cfg(feature = "ssr")]
+    return use_context::<leptos_axum::ResponseOptions>().is_some();
+    #[cfg(not(feature = "ssr"))]
+    false
 }
 
 /// Makes the HTTP status of this server function's response match `error`.
@@ -104,22 +123,7 @@ pub async fn push(
                     value: client.chars().take(64).collect(),
                 })?;
             state.limiter.check_push(&client.to_string())?;
-            let max = state.config.sync.max_ops_per_push;
-            if ops.len() > max {
-                return Err(SyncError::TooManyOps {
-                    count: ops.len(),
-                    max,
-                });
-            }
-            let ops = ops
-                .into_iter()
-                .enumerate()
-                .map(|(i, op)| {
-                    serde_json::from_value(op).map_err(|e| SyncError::MalformedRequest {
-                        detail: format!("ops[{i}]: {e}"),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let ops = crate::server::sync::decode_ops(ops, state.config.sync.max_ops_per_push)?;
             state
                 .writer
                 .push(crate::model::wire::PushRequest { list, client, ops })

@@ -48,6 +48,12 @@ pub fn StatusBadge(status: SyncStatus) -> impl IntoView {
             format!("retrying in {}s", retry_in_ms.div_ceil(1000))
         }
         Connection::Offline { .. } => "waiting for the network".to_string(),
+        Connection::Retrying { retry_in_ms } => {
+            format!(
+                "server trouble; retrying in {}s",
+                retry_in_ms.div_ceil(1000).max(1)
+            )
+        }
         _ => String::new(),
     };
     let synced = move || match (hydrated.get(), last_synced_ms.get()) {

@@ -41,6 +41,9 @@ pub enum Connection {
     /// Server unreachable; the next attempt is in `retry_in_ms` (0: waiting for the
     /// browser to come back online).
     Offline { retry_in_ms: u64 },
+    /// The server answered with an error (5xx) or timed out; the next attempt is in
+    /// `retry_in_ms`. Writes stay queued meanwhile.
+    Retrying { retry_in_ms: u64 },
 }
 
 impl Connection {
@@ -50,6 +53,7 @@ impl Connection {
             Connection::Syncing => "syncing",
             Connection::Online => "online",
             Connection::Offline { .. } => "offline",
+            Connection::Retrying { .. } => "retrying",
         }
     }
 }

@@ -27,7 +27,7 @@ pub enum MirrorError {
         "this browser's storage is full; changes are kept in memory and still sent to the server"
     )]
     Full,
-    #[error("the local copy ({key}) could not be read: {detail}")]
+    #[error("the local copy of this list could not be read ({detail}); it was set aside and the list reloaded from the server")]
     Unreadable { key: String, detail: String },
     #[error("this browser's storage is unavailable: {0}")]
     Unavailable(String),

@@ -44,6 +44,8 @@ pub struct Session {
     pub(crate) last_heard_ms: AtomicU64,
     /// When the next retry (push or socket) is due, 0 if none is waiting.
     pub(crate) retry_at_ms: AtomicU64,
+    /// The last push failed with an answer (5xx, timeout) rather than no connection.
+    pub(crate) server_trouble: AtomicBool,
     save_scheduled: AtomicBool,
 }
 
@@ -257,6 +259,8 @@ pub(crate) fn refresh_connection(client: &SyncClient) {
     let retry_in_ms = retry_at.saturating_sub(now());
     let state = if !transport::browser_online() {
         Connection::Offline { retry_in_ms: 0 }
+    } else if retry_in_ms > 0 && session.server_trouble.load(Ordering::SeqCst) {
+        Connection::Retrying { retry_in_ms }
     } else if retry_in_ms > 0 || !session.socket_wanted.load(Ordering::SeqCst) {
         Connection::Offline { retry_in_ms }
     } else if !session.socket_open.load(Ordering::SeqCst) {

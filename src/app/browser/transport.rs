@@ -30,6 +30,26 @@ const PING_MS: u64 = 15_000;
 /// A socket that has said nothing for this long is considered dead.
 const SILENT_MS: u64 = 40_000;
 
+/// A push that has not answered in this long is given up on and retried (the server
+/// may still commit it; the retry is then acknowledged without applying it twice).
+const PUSH_TIMEOUT_MS: u64 = 5_000;
+
+/// Runs a server call, turning "no answer in time" into `unavailable`.
+async fn with_timeout<T>(
+    ms: u64,
+    call: impl std::future::Future<Output = Result<T, SyncError>>,
+) -> Result<T, SyncError> {
+    use futures::future::{select, Either};
+    let call = std::pin::pin!(call);
+    let timer = std::pin::pin!(sleep(ms));
+    match select(call, timer).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(SyncError::Unavailable {
+            detail: format!("no answer from the server in {ms} ms"),
+        }),
+    }
+}
+
 /// Delay before attempt `attempt` (0-based): exponential, capped, with full jitter.
 pub fn backoff_ms(attempt: u32) -> u64 {
     let ceiling = (500u64 << attempt.min(6)).min(30_000);
@@ -78,9 +98,11 @@ async fn flush(client: SyncClient) {
                 .iter()
                 .filter_map(|op| serde_json::to_value(op).ok())
                 .collect();
-            match api::push(client.list().to_string(), owner.to_string(), values).await {
+            let push = api::push(client.list().to_string(), owner.to_string(), values);
+            match with_timeout(PUSH_TIMEOUT_MS, push).await {
                 Ok(ack) => {
                     session.push_failures.store(0, Ordering::SeqCst);
+                    session.server_trouble.store(false, Ordering::SeqCst);
                     session.retry_at_ms.store(0, Ordering::SeqCst);
                     client.update_replica(|r| r.ack(owner, ack.acked_seq));
                     super::persist_outbox(&client, owner);
@@ -96,6 +118,9 @@ async fn flush(client: SyncClient) {
                         SyncError::RateLimited { retry_after_ms } => retry_after_ms.max(100),
                         _ => backoff_ms(attempt),
                     };
+                    session
+                        .server_trouble
+                        .store(server_trouble(&error), Ordering::SeqCst);
                     session
                         .retry_at_ms
                         .store(super::now() + wait, Ordering::SeqCst);
@@ -127,6 +152,16 @@ async fn flush(client: SyncClient) {
     }
     session.flushing.store(false, Ordering::SeqCst);
     super::refresh_connection(&client);
+}
+
+/// Whether a failed push reached a server that answered badly (a 5xx, a timeout,
+/// a refusal to take more) — shown as "retrying" — rather than no server at all
+/// ("offline": the fetch itself failed).
+fn server_trouble(error: &SyncError) -> bool {
+    match error {
+        SyncError::Unavailable { detail } => browser_online() && !detail.contains("fetch"),
+        _ => true,
+    }
 }
 
 /// A node or parent the server does not have yet: usually another tab's create that
