@@ -92,3 +92,7 @@ proptest-long:
 
 bench:
 	cargo bench --bench model
+
+# Browser catch-up benchmark (Playwright, release build): figures in docs/BENCHMARKS.md.
+bench-browser: build-release
+	cd end2end && npx playwright test -c playwright.bench.config.ts
