@@ -1,29 +1,35 @@
 //! Push and pull: the single writer that turns pushed batches into committed changes.
 //!
 //! Every push goes to one writer task over a channel. The writer takes whatever
-//! batches are waiting (group commit), and for each one, inside one SQLite
-//! transaction: loads the nodes the batch touches, lets the sync module check and
-//! merge it ([`crate::model::batch::plan_push`]), and stores the changed nodes under
-//! new versions. Each batch runs in its own savepoint, so a bad batch changes nothing
-//! while its neighbours in the same group still commit. Only after the commit does a
-//! batch get its acknowledgement and do its changes go out to live subscribers.
+//! batches are waiting (group commit) and commits them in one SQLite transaction:
+//! it loads every node and sequence number the group touches in one go, lets the
+//! sync module check and merge each batch in order
+//! ([`crate::model::batch::plan_push`]) on that state in memory, and stores the
+//! changed nodes under new versions with a few multi-row statements. Planning is
+//! pure, so a bad batch changes nothing and takes no version while its neighbours
+//! in the same group still commit. Only after the commit does a batch get its
+//! acknowledgement and do its changes go out to live subscribers.
 //!
 //! Versions come from a counter only this task touches, so they are strictly
 //! increasing in commit order: a pull of "after V" can never miss a change that
 //! commits later with a smaller version.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
-use sqlx::{Acquire, SqliteConnection};
+use serde_json::Value;
+use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{config::Config, db, db::Db, hub::Hub};
 use crate::model::{
-    batch::{nodes_to_load, plan_push, Limits},
+    batch::{nodes_to_load, plan_push, Limits, StoredNode},
     clock::wall_clock_ms,
     registry,
     wire::{Change, PullPage, PushAck, PushRequest, SyncError},
-    Uid,
+    Op, Uid,
 };
 
 /// Batches the writer commits together at most.
@@ -74,6 +80,36 @@ impl Writer {
     }
 }
 
+/// Decodes the ops of a push one by one, after checking their number (cheap, and
+/// before any decoding work): an op that does not decode is named (`ops[3]: …`), and
+/// an id that is not a hyphenated v4 UUID gets `invalid_uid`, as the request's own
+/// `list` and `client` do, rather than a generic decode error.
+pub fn decode_ops(ops: Vec<Value>, max_ops: usize) -> Result<Vec<Op>, SyncError> {
+    if ops.len() > max_ops {
+        return Err(SyncError::TooManyOps {
+            count: ops.len(),
+            max: max_ops,
+        });
+    }
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, op)| {
+            for key in ["client", "node", "parent"] {
+                if let Some(Value::String(id)) = op.get(key) {
+                    if Uid::parse(id).is_err() {
+                        return Err(SyncError::InvalidUid {
+                            value: id.chars().take(64).collect(),
+                        });
+                    }
+                }
+            }
+            serde_json::from_value(op).map_err(|e| SyncError::MalformedRequest {
+                detail: format!("ops[{i}]: {e}"),
+            })
+        })
+        .collect()
+}
+
 /// Reads one page of a list's changes after `after`.
 pub async fn pull(
     db: &Db,
@@ -85,12 +121,26 @@ pub async fn pull(
     let limit = limit
         .unwrap_or(config.sync.pull_page_size)
         .clamp(1, config.sync.pull_page_size);
-    db.pull(list, after, limit).await.map_err(internal)
+    db.pull(list, after, limit).await.map_err(db_failure)
 }
 
 /// Every change of a list, for rendering it: the whole current state in one page.
 pub async fn snapshot(db: &Db, list: Uid) -> Result<PullPage, SyncError> {
-    db.pull(list, 0, u32::MAX - 1).await.map_err(internal)
+    db.pull(list, 0, u32::MAX - 1).await.map_err(db_failure)
+}
+
+/// A read that failed: `unavailable` (retry later) if the database cannot be
+/// reached right now, `internal` for anything else.
+fn db_failure(e: db::DbError) -> SyncError {
+    match e {
+        db::DbError::Sqlx(
+            sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut | sqlx::Error::Io(_),
+        ) => {
+            tracing::warn!(error = %e, "database unavailable for a read");
+            unavailable("the database is not available")
+        }
+        other => internal(other),
+    }
 }
 
 async fn run(db: Db, hub: Hub, limits: Limits, mut next_version: u64, mut rx: mpsc::Receiver<Job>) {
@@ -135,80 +185,113 @@ async fn run(db: Db, hub: Hub, limits: Limits, mut next_version: u64, mut rx: mp
     }
 }
 
-/// Applies every batch of the group in one transaction, each in its own savepoint.
-/// The outer `Err` means the transaction itself failed (nothing committed).
+/// Commits a group of batches in one transaction, in few statements.
+///
+/// First everything the group's batches touch is read at once: their nodes and
+/// the clients' last sequence numbers. Then each batch is planned in order, in
+/// memory, on that state plus what the batches before it changed: a refused batch
+/// writes nothing and takes no version. Last, the accepted batches' changes are
+/// written with a handful of multi-row statements (a node changed by two batches
+/// is written once, in its final state) and the transaction commits.
+///
+/// The outer `Err` means the transaction failed: nothing was committed.
 async fn commit_group(
     db: &Db,
     limits: &Limits,
     next_version: &mut u64,
     group: &[Job],
-) -> Result<Vec<Result<Applied, SyncError>>, sqlx::Error> {
+) -> Result<Vec<Result<Applied, SyncError>>, db::DbError> {
     let mut conn = db.write.acquire().await?;
     let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(group.len());
-    for job in group {
-        let before = *next_version;
-        let mut savepoint = tx.begin().await?;
-        match apply_batch(&mut savepoint, limits, next_version, &job.req).await {
-            Ok(applied) => {
-                savepoint.commit().await?;
-                results.push(Ok(applied));
-            }
-            Err(e) => {
-                savepoint.rollback().await?;
-                *next_version = before;
-                results.push(Err(e));
+    let now_ms = wall_clock_ms();
+
+    // 1. Read what the group needs.
+    let mut uids = Vec::new();
+    let mut keys = Vec::new();
+    {
+        let (mut seen_uids, mut seen_keys) = (HashSet::new(), HashSet::new());
+        for job in group {
+            uids.extend(
+                nodes_to_load(&job.req)
+                    .into_iter()
+                    .filter(|uid| seen_uids.insert(*uid)),
+            );
+            let key = (job.req.list, job.req.client.to_string());
+            if seen_keys.insert(key.clone()) {
+                keys.push(key);
             }
         }
     }
+    let mut stored = db::load_nodes(&mut tx, &uids).await?;
+    let mut seqs = db::last_seqs(&mut tx, &keys).await?;
+
+    // 2. Plan each batch on the state the batches before it left.
+    let mut results = Vec::with_capacity(group.len());
+    let mut lists = Vec::new();
+    let mut new_seqs: HashMap<db::SeqKey, u64> = HashMap::new();
+    for job in group {
+        let req = &job.req;
+        let key = (req.list, req.client.to_string());
+        let last_seq = seqs.get(&key).copied().unwrap_or(0);
+        let plan = match plan_push(registry(), limits, req, last_seq, &stored, now_ms) {
+            Ok(plan) => plan,
+            Err(e) => {
+                results.push(Err(e));
+                continue;
+            }
+        };
+        if (!plan.changed.is_empty() || plan.acked_seq > last_seq) && !lists.contains(&req.list)
+        {
+            lists.push(req.list);
+        }
+        let mut changes = Vec::with_capacity(plan.changed.len());
+        for node in plan.changed {
+            let version = *next_version;
+            *next_version += 1;
+            stored.insert(
+                node.uid,
+                StoredNode {
+                    list: req.list,
+                    node: node.clone(),
+                },
+            );
+            changes.push(Change { version, node });
+        }
+        if plan.acked_seq > last_seq {
+            seqs.insert(key.clone(), plan.acked_seq);
+            new_seqs.insert(key, plan.acked_seq);
+        }
+        results.push(Ok(Applied {
+            ack: PushAck {
+                list: req.list,
+                acked_seq: plan.acked_seq,
+                version: *next_version - 1,
+                server_time_ms: now_ms,
+            },
+            changes,
+        }));
+    }
+
+    // 3. Write the accepted batches' changes: each node once, in its final state.
+    let mut rows: HashMap<Uid, db::NodeRow<'_>> = HashMap::new();
+    for (job, result) in group.iter().zip(&results) {
+        let Ok(applied) = result else { continue };
+        for change in &applied.changes {
+            rows.insert(
+                change.node.uid,
+                db::NodeRow {
+                    list: job.req.list,
+                    node: &change.node,
+                    version: change.version,
+                },
+            );
+        }
+    }
+    db::ensure_lists(&mut tx, &lists, now_ms).await?;
+    db::store_nodes(&mut tx, &rows.into_values().collect::<Vec<_>>()).await?;
+    db::store_last_seqs(&mut tx, &new_seqs.into_iter().collect::<Vec<_>>()).await?;
     tx.commit().await?;
     Ok(results)
-}
-
-async fn apply_batch(
-    conn: &mut SqliteConnection,
-    limits: &Limits,
-    next_version: &mut u64,
-    req: &PushRequest,
-) -> Result<Applied, SyncError> {
-    let now_ms = wall_clock_ms();
-    let client = req.client.to_string();
-    let stored = db::load_nodes(conn, &nodes_to_load(req))
-        .await
-        .map_err(internal)?;
-    let last_seq = db::last_seq(conn, req.list, &client)
-        .await
-        .map_err(internal)?;
-    let plan = plan_push(registry(), limits, req, last_seq, &stored, now_ms)?;
-
-    let mut changes = Vec::with_capacity(plan.changed.len());
-    if !plan.changed.is_empty() || plan.acked_seq > last_seq {
-        db::ensure_list(conn, req.list, now_ms)
-            .await
-            .map_err(internal)?;
-    }
-    for node in plan.changed {
-        let version = *next_version;
-        *next_version += 1;
-        db::store_node(conn, req.list, &node, version)
-            .await
-            .map_err(internal)?;
-        changes.push(Change { version, node });
-    }
-    if plan.acked_seq > last_seq {
-        db::store_last_seq(conn, req.list, &client, plan.acked_seq)
-            .await
-            .map_err(internal)?;
-    }
-    Ok(Applied {
-        ack: PushAck {
-            list: req.list,
-            acked_seq: plan.acked_seq,
-            version: *next_version - 1,
-            server_time_ms: now_ms,
-        },
-        changes,
-    })
 }
 
 fn unavailable(detail: &str) -> SyncError {

@@ -1,0 +1,215 @@
+//! The foundation's server behaviour (issue 2): `/healthz` (200, and 503 once the
+//! database is gone), migrations on a fresh file, `/new`, security headers, and a
+//! graceful shutdown that closes live sockets and finishes promptly — in-process and
+//! for the real binary on SIGTERM. A bad configuration stops the binary with a
+//! message naming the key.
+
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{binary, config, within, Author, Live, TempDir, TestServer};
+use tether::model::Uid;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+#[tokio::test]
+async fn healthz_is_200_and_503_once_the_database_is_closed() {
+    let server = TestServer::start().await;
+    let api = &server.api;
+    let response = api
+        .http
+        .get(format!("{}/healthz", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-content-type-options"],
+        "nosniff",
+        "security headers on every response"
+    );
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"status": "ok"})
+    );
+
+    server.server.state.db.close().await;
+    let (status, body) = (
+        api.get_status("/healthz").await,
+        api.http
+            .get(format!("{}/healthz", api.base))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, 503);
+    assert_eq!(body, serde_json::json!({"status": "unavailable"}));
+    // Sync says so too, with its typed error: retry later.
+    let mut author = Author::new(Uid::new());
+    author.create_list("Nowhere");
+    let refused = api.push(&author.request(10)).await.unwrap_err();
+    refused.assert("unavailable", 503);
+    let refused = api.pull(author.list(), 0, None).await.unwrap_err();
+    refused.assert("unavailable", 503);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_fresh_database_file_is_created_and_migrated() {
+    let dir = TempDir::new();
+    let mut config = config(dir.path());
+    // Directories that do not exist yet are created too.
+    let file = dir.path().join("deep/er/fresh.db");
+    config.database.url = format!("sqlite://{}", file.display());
+    let server = TestServer::start_config(config).await;
+    assert!(file.exists());
+    assert!(server.dump().await.is_empty(), "migrated, and empty");
+    let mut author = Author::new(Uid::new());
+    author.create_list("First");
+    author.flush(&server.api, 10).await;
+    assert_eq!(
+        server.dump().await.len(),
+        3,
+        "a list, its node, a client seq"
+    );
+    assert!(
+        dir.path().join("deep/er/fresh.db-wal").exists(),
+        "the database runs in WAL mode"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn new_redirects_to_a_fresh_list() {
+    let server = TestServer::start().await;
+    let api = &server.api;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let response = api
+            .http
+            .get(format!("{}/new", api.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        let uid = location.strip_prefix("/l/").expect("a list address");
+        seen.push(Uid::parse(uid).expect("a v4 uid"));
+    }
+    assert_ne!(seen[0], seen[1], "a fresh list every time");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn other_api_paths_and_methods_are_not_the_protocol() {
+    let server = TestServer::start().await;
+    let api = &server.api;
+    for path in ["/api/push", "/api/pull", "/api/ping"] {
+        assert_eq!(api.get_status(path).await, 405, "GET {path}");
+    }
+    let (status, body) = api.post_raw("/api/nope", "{}").await;
+    assert_eq!(status, 404, "{body}");
+    // The size limit holds there too, before anything looks at the path's meaning.
+    let (status, body) = api.post_raw("/api/nope", "x".repeat(2 << 20)).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["code"], "body_too_large");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_live_sockets_promptly() {
+    let server = TestServer::start().await;
+    let addr = server.addr();
+    let list = Uid::new();
+    let (mut a, _, _) = Live::subscribe(addr, list, 0).await;
+    let (mut b, _, _) = Live::subscribe(addr, list, 0).await;
+    let started = Instant::now();
+    let stopping = tokio::spawn(server.stop());
+    for live in [&mut a, &mut b] {
+        let close = live.expect_close().await.expect("a close frame");
+        assert_eq!(close.code, CloseCode::Away);
+        assert_eq!(close.reason.as_str(), "server shutting down");
+    }
+    within("shutdown", stopping).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    // Nothing listens any more.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
+    let dir = TempDir::new();
+    let port = binary::free_port();
+    let mut child = binary::start(binary::command(dir.path(), port), port).await;
+    // It serves the API, not just /healthz.
+    let api = common::Api::new(([127, 0, 0, 1], port).into());
+    let mut author = Author::new(Uid::new());
+    author.create_list("From the binary");
+    author.flush(&api, 10).await;
+    let (mut live, caught_up, _) =
+        Live::subscribe(([127, 0, 0, 1], port).into(), author.list(), 0).await;
+    assert_eq!(caught_up.len(), 1);
+
+    binary::signal(&child, "TERM");
+    let close = live.expect_close().await.expect("a close frame");
+    assert_eq!(close.code, CloseCode::Away);
+    let (status, took) = binary::wait_exit(&mut child, Duration::from_secs(10)).await;
+    let stderr = binary::stderr(&mut child);
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_bad_configuration_stops_the_binary_with_the_key_named() {
+    let dir = TempDir::new();
+    let port = binary::free_port();
+    let cases: [(&str, &str, &str); 4] = [
+        ("TETHER_MAX_OPS_PER_PUSH", "0", "TETHER_MAX_OPS_PER_PUSH"),
+        ("TETHER_ADDR", "not an address", "TETHER_ADDR"),
+        ("TETHER_DATABASE_URL", "postgres://x", "TETHER_DATABASE_URL"),
+        ("TETHER_NO_SUCH_KEY", "1", "TETHER_NO_SUCH_KEY"),
+    ];
+    for (var, value, named) in cases {
+        let mut command = binary::command(dir.path(), port);
+        command.env(var, value);
+        let mut child = command.spawn().unwrap();
+        let (status, _) = binary::wait_exit(&mut child, Duration::from_secs(10)).await;
+        let stderr = binary::stderr(&mut child);
+        assert_eq!(status.code(), Some(2), "{var}={value}: {stderr}");
+        assert!(stderr.contains(named), "{var}={value}: {stderr}");
+    }
+    // A key in Leptos.toml that does not exist, named by its path.
+    std::fs::write(
+        dir.path().join("Leptos.toml"),
+        "[sync]\nmax_ops_per_pusj = 5\n",
+    )
+    .unwrap();
+    let mut child = binary::command(dir.path(), port).spawn().unwrap();
+    let (status, _) = binary::wait_exit(&mut child, Duration::from_secs(10)).await;
+    let stderr = binary::stderr(&mut child);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sync.max_ops_per_pusj"), "{stderr}");
+    std::fs::remove_file(dir.path().join("Leptos.toml")).unwrap();
+
+    // A database that cannot be opened (its directory is a file) fails at start.
+    std::fs::write(dir.path().join("blocker"), "").unwrap();
+    let mut command = binary::command(dir.path(), port);
+    command.env(
+        "TETHER_DATABASE_URL",
+        format!("sqlite://{}", dir.path().join("blocker/t.db").display()),
+    );
+    let mut child = command.spawn().unwrap();
+    let (status, _) = binary::wait_exit(&mut child, Duration::from_secs(10)).await;
+    let stderr = binary::stderr(&mut child);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("database"), "{stderr}");
+}

@@ -1,0 +1,429 @@
+//! The live WebSocket `/api/live`: fan-out of a commit to every subscriber of the
+//! list, catch-up from a cursor (exactly what was missed, once), subscribing while
+//! pushes race, `resync` for a subscriber that falls behind (never silent loss),
+//! heartbeats, and the per-list and per-client socket limits.
+
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    time::Duration,
+};
+
+use common::{versions, within, Author, Frame, Live, TestServer};
+use futures::StreamExt;
+use serde_json::json;
+use tether::model::{Change, ClientId, ClientMessage, Node, ServerMessage, SyncError, Uid};
+use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
+
+/// Folds changes into node states, checking that versions only go up.
+fn fold(state: &mut BTreeMap<Uid, Node>, changes: &[Change]) {
+    versions(changes);
+    for change in changes {
+        state.insert(change.node.uid, change.node.clone());
+    }
+}
+
+/// Waits until the server counts `n` subscribers on `list` (a socket's end is
+/// noticed asynchronously).
+async fn subscribers(server: &TestServer, list: Uid, n: usize) {
+    within("subscriber count", async {
+        while server.server.state.hub.subscribers(list) != n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_subscribers_receive_a_third_clients_change() {
+    let server = TestServer::start().await;
+    let api = &server.api;
+    let mut writer = Author::new(Uid::new());
+    let list = writer.list();
+    writer.create_list("Live");
+    writer.add_todo("Before");
+    writer.flush(api, 100).await;
+    let before = api.pull_all(list, 0, None).await;
+
+    let (mut a, a_catch_up, a_cursor) = Live::subscribe(server.addr(), list, 0).await;
+    let (mut b, b_catch_up, b_cursor) = Live::subscribe(server.addr(), list, 0).await;
+    assert_eq!(a_catch_up, before, "the catch-up is what a pull gives");
+    assert_eq!(b_catch_up, before);
+    assert_eq!(a_cursor, before.last().unwrap().version);
+    assert_eq!(b_cursor, a_cursor);
+
+    let milk = writer.add_todo("Milk");
+    writer.set(milk, "completed", json!(true));
+    let ack = writer.flush(api, 100).await.pop().unwrap();
+    for live in [&mut a, &mut b] {
+        match live.next().await {
+            ServerMessage::Changes {
+                list: l,
+                changes,
+                cursor,
+                more,
+            } => {
+                assert_eq!(l, list);
+                assert_eq!(cursor, ack.version);
+                assert!(!more);
+                assert_eq!(changes.len(), 1);
+                assert_eq!(&changes[0].node, writer.replica.node(milk).unwrap());
+            }
+            other => panic!("expected the change, got {other:?}"),
+        }
+    }
+    // Another list's commit reaches neither.
+    let mut elsewhere = Author::new(Uid::new());
+    elsewhere.create_list("Elsewhere");
+    elsewhere.flush(api, 100).await;
+    writer.add_todo("After");
+    let ack = writer.flush(api, 100).await.pop().unwrap();
+    for live in [&mut a, &mut b] {
+        let changes = live.changes_until(ack.version).await;
+        assert_eq!(changes.len(), 1, "only this list's change");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_reconnecting_subscriber_gets_exactly_what_it_missed_once() {
+    // Tiny pages, so the catch-up itself comes in several `changes` messages.
+    let server = TestServer::start_with(|c| c.sync.pull_page_size = 2).await;
+    let api = &server.api;
+    let mut writer = Author::new(Uid::new());
+    let list = writer.list();
+    writer.create_list("Away");
+    let kept = writer.add_todo("Kept");
+    let edited = writer.add_todo("Edited");
+    writer.flush(api, 100).await;
+
+    let (mut live, caught_up, cursor) = Live::subscribe(server.addr(), list, 0).await;
+    let mut mine = BTreeMap::new();
+    fold(&mut mine, &caught_up);
+    assert_eq!(mine.len(), 3);
+    within("close", live.ws.close(None)).await.unwrap();
+    subscribers(&server, list, 0).await;
+
+    // While away: new nodes, an old one edited, a new one edited twice.
+    let fresh: Vec<Uid> = (0..4)
+        .map(|i| writer.add_todo(&format!("new {i}")))
+        .collect();
+    writer.flush(api, 100).await;
+    writer.set(edited, "title", json!("Edited while away"));
+    writer.set(fresh[0], "completed", json!(true));
+    writer.flush(api, 100).await;
+    writer.set(fresh[0], "title", json!("Twice"));
+    writer.flush(api, 100).await;
+    let missed = api.pull_all(list, cursor, None).await;
+    assert_eq!(missed.len(), 5, "four new nodes and the edited one");
+
+    let (mut live, caught_up, new_cursor) = Live::subscribe(server.addr(), list, cursor).await;
+    assert_eq!(
+        caught_up, missed,
+        "exactly the missed changes, in order, once"
+    );
+    assert_eq!(new_cursor, missed.last().unwrap().version);
+    assert!(!caught_up.iter().any(|c| c.node.uid == kept));
+    fold(&mut mine, &caught_up);
+    assert_eq!(mine, api.state(list).await);
+
+    // Live from there on, with nothing repeated.
+    writer.set(kept, "completed", json!(true));
+    let ack = writer.flush(api, 100).await.pop().unwrap();
+    let live_changes = live.changes_until(ack.version).await;
+    assert_eq!(live_changes.len(), 1);
+    assert_eq!(live_changes[0].node.uid, kept);
+    assert!(live_changes[0].version > new_cursor);
+
+    // Reconnecting with the newest cursor catches up nothing.
+    let (_live, caught_up, cursor) = Live::subscribe(server.addr(), list, ack.version).await;
+    assert!(caught_up.is_empty());
+    assert_eq!(cursor, ack.version);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_while_pushes_race_misses_nothing_and_repeats_nothing() {
+    const PUSHES: usize = 60;
+    const SUBSCRIBERS: usize = 6;
+    let server = TestServer::start().await;
+    let api = server.api.clone();
+    let list = Uid::new();
+    let pusher = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let mut author = Author::new(list);
+            author.create_list("Race");
+            let mut todos = Vec::new();
+            for i in 0..PUSHES {
+                if i % 2 == 0 {
+                    todos.push(author.add_todo(&format!("item {i}")));
+                } else {
+                    let todo = todos[i % todos.len()];
+                    author.set(todo, "title", json!(format!("edit {i}")));
+                }
+                author.flush(&api, 100).await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    // Subscribers join at staggered moments while the pusher runs.
+    let mut lives = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let (live, caught_up, cursor) = Live::subscribe(server.addr(), list, 0).await;
+        lives.push((live, caught_up, cursor));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    within("the pusher", pusher).await.unwrap();
+    let final_state = api.state(list).await;
+    assert_eq!(final_state.len(), 1 + PUSHES / 2);
+    let final_version = api.pull_all(list, 0, None).await.last().unwrap().version;
+
+    for (mut live, caught_up, cursor) in lives {
+        let mut state = BTreeMap::new();
+        fold(&mut state, &caught_up);
+        let mut seen: HashSet<u64> = caught_up.iter().map(|c| c.version).collect();
+        let mut at = cursor;
+        while at < final_version {
+            match live.next().await {
+                ServerMessage::Changes {
+                    changes, cursor, ..
+                } => {
+                    assert!(changes.first().is_some_and(|c| c.version > at), "repeated");
+                    for change in &changes {
+                        assert!(
+                            seen.insert(change.version),
+                            "version {} twice",
+                            change.version
+                        );
+                    }
+                    fold(&mut state, &changes);
+                    at = cursor;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(state, final_state, "catch-up plus live is the whole list");
+    }
+    server.stop().await;
+}
+
+// A current-thread runtime: the writer publishes a whole commit group without
+// yielding, so a one-message buffer overflows as soon as a group holds two
+// batches of the list, which concurrent pushers make happen at once.
+#[tokio::test(flavor = "current_thread")]
+async fn a_subscriber_that_falls_behind_is_told_to_resync_never_silently_dropped() {
+    let server = TestServer::start_with(|c| c.sync.live_buffer = 1).await;
+    let api = server.api.clone();
+    let mut founder = Author::new(Uid::new());
+    let list = founder.list();
+    founder.create_list("Busy");
+    founder.flush(&api, 100).await;
+    let (mut slow, caught_up, subscribed_at) = Live::subscribe(server.addr(), list, 0).await;
+    let mut state = BTreeMap::new();
+    fold(&mut state, &caught_up);
+
+    // The slow subscriber reads nothing while eight clients push.
+    let mut tasks = Vec::new();
+    for p in 0..8 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut author = Author::new(list);
+            for i in 0..10 {
+                author.add_todo(&format!("p{p} {i} {}", "x".repeat(500)));
+                author.flush(&api, 100).await;
+            }
+        }));
+    }
+    for task in tasks {
+        within("a pusher", task).await.unwrap();
+    }
+
+    let mut at = subscribed_at;
+    let resync_after = loop {
+        match slow.frame().await {
+            Frame::Message(ServerMessage::Changes {
+                changes, cursor, ..
+            }) => {
+                assert!(changes.first().is_some_and(|c| c.version > at));
+                fold(&mut state, &changes);
+                at = cursor;
+            }
+            Frame::Message(ServerMessage::Resync {
+                list: l,
+                after,
+                reason,
+            }) => {
+                assert_eq!(l, list);
+                assert!(!reason.is_empty());
+                break after;
+            }
+            other => panic!("expected changes then a resync, got {other:?}"),
+        }
+    };
+    assert_eq!(resync_after, at, "resync names the last version delivered");
+    let close = slow.expect_close().await.expect("a close frame");
+    assert_eq!(close.code, CloseCode::Normal);
+    assert_eq!(close.reason.as_str(), "resync");
+    // What the stream did not deliver, a pull from `after` does: nothing is lost.
+    let rest = api.pull_all(list, resync_after, None).await;
+    assert!(!rest.is_empty(), "the subscriber really fell behind");
+    fold(&mut state, &rest);
+    assert_eq!(state, api.state(list).await);
+    assert_eq!(state.len(), 1 + 80);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_live_peer_and_drop_a_silent_one() {
+    let server = TestServer::start_with(|c| c.sync.heartbeat_secs = 1).await;
+    let list = Uid::new();
+    let (mut silent, _, _) = Live::subscribe(server.addr(), list, 0).await;
+    let (alive, _, _) = Live::subscribe(server.addr(), list, 0).await;
+    // The live peer reads all along (tungstenite answers each ping with a pong).
+    let reader = tokio::spawn(async move {
+        let mut ws = alive.ws;
+        let mut pings = 0;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(Message::Text(text))) => {
+                    let message: ServerMessage = serde_json::from_str(text.as_str()).unwrap();
+                    return (pings, message);
+                }
+                other => panic!("the live peer lost its socket: {other:?}"),
+            }
+        }
+    });
+    // The silent one reads nothing (so it answers no ping) and is dropped after
+    // two intervals of silence: wait for the server to let go of it.
+    let started = std::time::Instant::now();
+    subscribers(&server, list, 1).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "dropped after {:?}, before two heartbeats",
+        started.elapsed()
+    );
+    let close = silent.expect_close().await.expect("a close frame");
+    assert_eq!(close.code, CloseCode::Away);
+    assert_eq!(close.reason.as_str(), "heartbeat timeout");
+
+    let mut writer = Author::new(list);
+    writer.create_list("Still here");
+    writer.flush(&server.api, 100).await;
+    let (pings, message) = within("the live peer", reader).await.unwrap();
+    assert!(pings >= 2, "pinged every second: {pings}");
+    assert!(
+        matches!(message, ServerMessage::Changes { .. }),
+        "{message:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn protocol_pings_and_mistakes_on_an_open_socket() {
+    let server = TestServer::start().await;
+    let list = Uid::new();
+    let (mut live, _, _) = Live::subscribe(server.addr(), list, 0).await;
+    live.send(&ClientMessage::Ping { nonce: 7 }).await;
+    assert_eq!(live.next().await, ServerMessage::Pong { nonce: 7 });
+    // A second subscribe, or garbage, is answered with an error; the socket stays.
+    live.send(&ClientMessage::Subscribe {
+        list: Uid::new(),
+        after: 0,
+        client: None,
+    })
+    .await;
+    let error = |m| match m {
+        ServerMessage::Error { error } => error,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert_eq!(error(live.next().await).code(), "malformed_request");
+    within(
+        "send",
+        futures::SinkExt::send(&mut live.ws, Message::text("{nope")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(error(live.next().await).code(), "malformed_request");
+    live.send(&ClientMessage::Ping { nonce: 8 }).await;
+    assert_eq!(live.next().await, ServerMessage::Pong { nonce: 8 });
+
+    // A socket whose first message is not `subscribe` is refused and closed.
+    for first in [
+        serde_json::to_string(&ClientMessage::Ping { nonce: 1 }).unwrap(),
+        "{\"type\": \"subscribe\", \"list\": \"nope\", \"after\": 0}".to_string(),
+        "[]".to_string(),
+    ] {
+        let mut refused = Live::connect(server.addr()).await;
+        within(
+            "send",
+            futures::SinkExt::send(&mut refused.ws, Message::text(first)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(error(refused.next().await).code(), "malformed_request");
+        let close = refused.expect_close().await.expect("a close frame");
+        assert_eq!(close.code, CloseCode::Policy);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn subscriber_limits_per_list_and_per_client() {
+    let server = TestServer::start_with(|c| {
+        c.sync.max_subscribers_per_list = 2;
+        c.sync.max_sockets_per_client = 1;
+    })
+    .await;
+    let list = Uid::new();
+    let (first, _, _) = Live::subscribe(server.addr(), list, 0).await;
+    let (_second, _, _) = Live::subscribe(server.addr(), list, 0).await;
+    let mut third = Live::connect(server.addr()).await;
+    third
+        .send(&ClientMessage::Subscribe {
+            list,
+            after: 0,
+            client: None,
+        })
+        .await;
+    assert_eq!(
+        third.next().await,
+        ServerMessage::Error {
+            error: SyncError::TooManySubscribers { max: 2 }
+        }
+    );
+    assert_eq!(third.expect_close().await.unwrap().code, CloseCode::Policy);
+    // Another list is not affected, and a freed slot can be taken again.
+    Live::subscribe(server.addr(), Uid::new(), 0).await;
+    drop(first);
+    subscribers(&server, list, 1).await;
+    let (_again, _, _) = Live::subscribe(server.addr(), list, 0).await;
+
+    // One client id may hold one socket here.
+    let client = ClientId::new();
+    let other_list = Uid::new();
+    let mut mine = Live::connect(server.addr()).await;
+    let subscribe = ClientMessage::Subscribe {
+        list: other_list,
+        after: 0,
+        client: Some(client),
+    };
+    mine.send(&subscribe).await;
+    assert!(matches!(
+        mine.next().await,
+        ServerMessage::Subscribed { .. }
+    ));
+    let mut twice = Live::connect(server.addr()).await;
+    twice.send(&subscribe).await;
+    assert_eq!(
+        twice.next().await,
+        ServerMessage::Error {
+            error: SyncError::TooManySubscribers { max: 1 }
+        }
+    );
+    server.stop().await;
+}
