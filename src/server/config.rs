@@ -53,6 +53,9 @@ pub struct SyncLimits {
     pub live_buffer: usize,
     /// Seconds between heartbeats on a live socket; two missed ones close it.
     pub heartbeat_secs: u64,
+    /// Deepest nesting of arrays and objects accepted in a request body or a live
+    /// message, checked on the raw bytes before anything is decoded.
+    pub max_json_depth: usize,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for SyncLimits {
             max_sockets_per_client: 8,
             live_buffer: 1024,
             heartbeat_secs: 20,
+            max_json_depth: 32,
         }
     }
 }
@@ -281,6 +285,16 @@ const KEYS: &[Key] = &[
         env: "TETHER_HEARTBEAT_SECS",
         apply: |c, v| {
             c.sync.heartbeat_secs = v.integer(1, 3600)?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "sync.max_json_depth",
+        env: "TETHER_MAX_JSON_DEPTH",
+        // A push needs 4 levels (body, ops, op, fields); serde_json refuses more
+        // than 128 by itself, so a larger limit would never be reached.
+        apply: |c, v| {
+            c.sync.max_json_depth = v.integer(4, 128)? as usize;
             Ok(())
         },
     },
@@ -523,6 +537,31 @@ mod tests {
         let err =
             Config::from_sources(None, &env(&[("TETHER_PULL_PAGE_SIZE", "lots")])).unwrap_err();
         assert!(err.to_string().contains("TETHER_PULL_PAGE_SIZE"));
+    }
+
+    #[test]
+    fn max_json_depth_from_file_and_env_within_its_range() {
+        let c = Config::from_sources(file("[sync]\nmax_json_depth = 8\n"), &env(&[])).unwrap();
+        assert_eq!(c.sync.max_json_depth, 8);
+        let c = Config::from_sources(
+            file("[sync]\nmax_json_depth = 8\n"),
+            &env(&[("TETHER_MAX_JSON_DEPTH", "64")]),
+        )
+        .unwrap();
+        assert_eq!(c.sync.max_json_depth, 64);
+        for bad in ["3", "129", "deep"] {
+            let err = Config::from_sources(None, &env(&[("TETHER_MAX_JSON_DEPTH", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("TETHER_MAX_JSON_DEPTH"), "{err}");
+        }
+        let err = Config::from_sources(file("[sync]\nmax_json_depth = 200\n"), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sync.max_json_depth") && err.contains("out of range"),
+            "{err}"
+        );
     }
 
     #[test]

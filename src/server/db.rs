@@ -8,7 +8,12 @@
 //! Node states are stored as the sync module's JSON; SQL only stores, indexes and
 //! orders them. All queries are runtime `sqlx::query` (no compile-time database).
 
-use std::{collections::HashMap, path::Path, str::FromStr, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    str::FromStr,
+    time::Duration,
+};
 
 use sqlx::{
     sqlite::{
@@ -69,7 +74,7 @@ impl Db {
             // An in-memory database lives as long as its one connection.
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(writer_tuning(options.clone()))
             .await?;
         sqlx::migrate!("./migrations").run(&write).await?;
         // An in-memory database is private to its connection: read through the writer.
@@ -176,6 +181,19 @@ impl Db {
     }
 }
 
+/// The writer's connection commits thousands of rows per transaction (a group of
+/// pushes; see [`super::sync`]). With SQLite's default 2 MB page cache those dirty
+/// pages spilled to the WAL mid-transaction and were read back, and the statement
+/// journal of each multi-row upsert spilled to a temporary file: most of the
+/// writer's time went to `pwrite`/`pread` (docs/BENCHMARKS.md, "ingest"). A larger
+/// cache (it only grows as pages are used) and in-memory temporary files keep a
+/// group's work in memory until the commit writes it to the WAL once.
+fn writer_tuning(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .pragma("cache_size", "-32768") // KiB: 32 MiB
+        .pragma("temp_store", "memory")
+}
+
 /// Loads the given nodes (any list) inside the writer's transaction.
 pub async fn load_nodes(
     conn: &mut SqliteConnection,
@@ -218,20 +236,36 @@ fn placeholders(rows: usize, columns: usize) -> String {
 pub type SeqKey = (Uid, String);
 
 /// The last sequence number applied for each `(list, client)` that has one.
+///
+/// The query names the lists and the clients separately (`list_uid IN (…) AND
+/// client IN (…)`), which SQLite answers with primary-key lookups; a row-value
+/// `(list_uid, client) IN (VALUES …)` would scan the whole table. Pairs of the
+/// cross product that were not asked for are dropped here.
 pub async fn last_seqs(
     conn: &mut SqliteConnection,
     keys: &[SeqKey],
 ) -> Result<HashMap<SeqKey, u64>, DbError> {
     let mut found = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let wanted: HashSet<&SeqKey> = chunk.iter().collect();
+        let mut lists: Vec<String> = chunk.iter().map(|(list, _)| list.to_string()).collect();
+        lists.sort_unstable();
+        lists.dedup();
+        let mut clients: Vec<&str> = chunk.iter().map(|(_, client)| client.as_str()).collect();
+        clients.sort_unstable();
+        clients.dedup();
         let sql = format!(
             "SELECT list_uid, client, last_seq FROM client_seqs \
-             WHERE (list_uid, client) IN (VALUES {})",
-            placeholders(chunk.len(), 2)
+             WHERE list_uid IN ({}) AND client IN ({})",
+            vec!["?"; lists.len()].join(","),
+            vec!["?"; clients.len()].join(",")
         );
         let mut query = sqlx::query(&sql);
-        for (list, client) in chunk {
-            query = query.bind(list.to_string()).bind(client.as_str());
+        for list in &lists {
+            query = query.bind(list.as_str());
+        }
+        for client in &clients {
+            query = query.bind(*client);
         }
         for row in query.fetch_all(&mut *conn).await? {
             let list: String = row.try_get("list_uid")?;
@@ -239,8 +273,11 @@ pub async fn last_seqs(
                 uid: list.clone(),
                 detail: e.to_string(),
             })?;
-            let seq: i64 = row.try_get("last_seq")?;
-            found.insert((list, row.try_get("client")?), seq as u64);
+            let key = (list, row.try_get("client")?);
+            if wanted.contains(&key) {
+                let seq: i64 = row.try_get("last_seq")?;
+                found.insert(key, seq as u64);
+            }
         }
     }
     Ok(found)
@@ -274,8 +311,17 @@ pub struct NodeRow<'a> {
 }
 
 /// Stores node states (at most one row per uid), a few hundred per statement.
+///
+/// While SQLite runs one statement on sqlx's worker thread, this task encodes the
+/// next chunk's JSON, so the two threads work side by side instead of in turn.
 pub async fn store_nodes(conn: &mut SqliteConnection, rows: &[NodeRow<'_>]) -> Result<(), DbError> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let mut chunks = rows.chunks(ROWS_PER_STATEMENT);
+    let Some(mut chunk) = chunks.next() else {
+        return Ok(());
+    };
+    let mut states = encode_states(chunk)?;
+    loop {
+        let next = chunks.next();
         let sql = format!(
             "INSERT INTO nodes (uid, list_uid, kind, version, state) VALUES {} \
              ON CONFLICT (uid) DO UPDATE SET kind = excluded.kind, \
@@ -283,11 +329,7 @@ pub async fn store_nodes(conn: &mut SqliteConnection, rows: &[NodeRow<'_>]) -> R
             placeholders(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
-        for row in chunk {
-            let state = serde_json::to_string(row.node).map_err(|e| DbError::Corrupt {
-                uid: row.node.uid.to_string(),
-                detail: e.to_string(),
-            })?;
+        for (row, state) in chunk.iter().zip(states) {
             query = query
                 .bind(row.node.uid.to_string())
                 .bind(row.list.to_string())
@@ -295,9 +337,32 @@ pub async fn store_nodes(conn: &mut SqliteConnection, rows: &[NodeRow<'_>]) -> R
                 .bind(row.version as i64)
                 .bind(state);
         }
-        query.execute(&mut *conn).await?;
+        // `join!` polls the statement first (handing it to the worker thread), then
+        // encodes the next chunk here while the worker runs it.
+        let (stored, encoded) = tokio::join!(query.execute(&mut *conn), async {
+            next.map(encode_states).transpose()
+        });
+        stored?;
+        match (next, encoded?) {
+            (Some(next), Some(encoded)) => {
+                chunk = next;
+                states = encoded;
+            }
+            _ => return Ok(()),
+        }
     }
-    Ok(())
+}
+
+/// The stored JSON of each row's node.
+fn encode_states(rows: &[NodeRow<'_>]) -> Result<Vec<String>, DbError> {
+    rows.iter()
+        .map(|row| {
+            serde_json::to_string(row.node).map_err(|e| DbError::Corrupt {
+                uid: row.node.uid.to_string(),
+                detail: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Records the highest sequence number applied for each `(list, client)`.

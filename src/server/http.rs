@@ -4,7 +4,7 @@
 //! routes render the app and carry the server functions (`/api/*`); anything else is
 //! a static file from the site root or the app's 404 page. Every response passes
 //! through a per-request log line, security headers and compression; request bodies
-//! to `/api/*` are capped before any decoding.
+//! to `/api/*` are capped in size and JSON nesting before any decoding.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -30,7 +30,7 @@ use super::{
     config::Config,
     db::{Db, DbError},
     hub::Hub,
-    limiter::Limiter,
+    limiter::{self, Limiter},
     live,
     sync::Writer,
     AppState,
@@ -235,7 +235,8 @@ async fn new_list() -> Response {
 }
 
 /// Caps request bodies to `/api/*` at `max_request_bytes` with a typed 413, before
-/// anything decodes them (a declared length is refused without reading).
+/// anything decodes them (a declared length is refused without reading), and their
+/// JSON nesting at `max_json_depth` with a typed 400.
 async fn limit_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/api/") || req.method() == axum::http::Method::GET {
         return next.run(req).await;
@@ -259,6 +260,9 @@ async fn limit_body(State(state): State<AppState>, req: Request, next: Next) -> 
             })
         }
     };
+    if let Err(error) = limiter::check_json_depth(&bytes, state.config.sync.max_json_depth) {
+        return error_response(&error);
+    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }

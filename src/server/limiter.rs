@@ -113,9 +113,61 @@ impl Drop for SocketSlot {
     }
 }
 
+/// Refuses JSON nested deeper than `max` arrays and objects, scanning the raw bytes
+/// (strings skipped) without decoding them. serde_json would refuse 128 levels by
+/// itself, but only after building the values above; this refuses a body a
+/// legitimate client never sends (a push needs 4 levels) in one cheap pass, with
+/// a typed error that says why. Anything that is not JSON passes through to the
+/// decoder, which then refuses it.
+pub fn check_json_depth(bytes: &[u8], max: usize) -> Result<(), SyncError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in bytes {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(SyncError::MalformedRequest {
+                        detail: format!("JSON nested deeper than {max} levels"),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_depth_counts_arrays_and_objects_outside_strings() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_json_depth(nested(4).as_bytes(), 4).is_ok());
+        let err = check_json_depth(nested(5).as_bytes(), 4).unwrap_err();
+        assert_eq!(err.code(), "malformed_request");
+        assert!(err.to_string().contains("deeper than 4"), "{err}");
+        // Brackets inside strings, escaped quotes included, do not count.
+        let text = r#"{"a": "[[[[[[\"[[[[", "b": [{"c": "}}}"}]}"#;
+        assert!(check_json_depth(text.as_bytes(), 3).is_ok());
+        assert!(check_json_depth(text.as_bytes(), 2).is_err());
+        // Siblings do not add up; a million levels is refused, not recursed into.
+        let wide = format!("[{}]", vec!["[[]]"; 1000].join(","));
+        assert!(check_json_depth(wide.as_bytes(), 3).is_ok());
+        assert!(check_json_depth(nested(1_000_000).as_bytes(), 32).is_err());
+    }
 
     #[test]
     fn a_burst_is_allowed_then_limited_per_client() {

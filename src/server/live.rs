@@ -37,8 +37,14 @@ const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        // Small buffers: an idle subscriber should cost a few KB, not hundreds.
-        .read_buffer_size(4 * 1024)
+        // Small buffers: an idle subscriber should cost a few KB, not hundreds. A
+        // client only sends tiny messages, and tungstenite zero-fills the whole read
+        // buffer before every read attempt — once per message sent, since the loop
+        // polls the socket each time — so 1 KiB rather than 4 KiB also saves the
+        // fan-out 3 KiB of memset per subscriber per message (docs/BENCHMARKS.md,
+        // "connections"). Larger messages (up to MAX_CLIENT_MESSAGE) still arrive,
+        // in more reads.
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             if let Err(reason) = follow(socket, state).await {
@@ -84,8 +90,9 @@ async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
     let first = tokio::time::timeout(SUBSCRIBE_TIMEOUT, rx.next())
         .await
         .map_err(|_| "no subscribe in time".to_string())?;
+    let max_depth = state.config.sync.max_json_depth;
     let (list, after, client) = match first {
-        Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientMessage>(&text) {
+        Some(Ok(Message::Text(text))) => match decode(&text, max_depth) {
             Ok(ClientMessage::Subscribe {
                 list,
                 after,
@@ -100,15 +107,7 @@ async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
                 )
                 .await
             }
-            Err(e) => {
-                return refuse(
-                    &mut tx,
-                    SyncError::MalformedRequest {
-                        detail: e.to_string(),
-                    },
-                )
-                .await
-            }
+            Err(e) => return refuse(&mut tx, e).await,
         },
         _ => return Err("closed before subscribing".into()),
     };
@@ -180,7 +179,7 @@ async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
             incoming = rx.next() => {
                 last_heard = Instant::now();
                 match incoming {
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientMessage>(&text) {
+                    Some(Ok(Message::Text(text))) => match decode(&text, max_depth) {
                         Ok(ClientMessage::Ping { nonce }) => {
                             send_json(&mut tx, &ServerMessage::Pong { nonce }).await?;
                         }
@@ -190,10 +189,8 @@ async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
                                 detail: "already subscribed; open another socket to follow another list".into(),
                             }}).await?;
                         }
-                        Err(e) => {
-                            send_json(&mut tx, &ServerMessage::Error { error: SyncError::MalformedRequest {
-                                detail: e.to_string(),
-                            }}).await?;
+                        Err(error) => {
+                            send_json(&mut tx, &ServerMessage::Error { error }).await?;
                         }
                     },
                     Some(Ok(Message::Close(_))) | None => return Ok(()),
@@ -214,6 +211,14 @@ async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
             }
         }
     }
+}
+
+/// A client message: its nesting checked first (as for HTTP bodies), then decoded.
+fn decode(text: &str, max_depth: usize) -> Result<ClientMessage, SyncError> {
+    super::limiter::check_json_depth(text.as_bytes(), max_depth)?;
+    serde_json::from_str(text).map_err(|e| SyncError::MalformedRequest {
+        detail: e.to_string(),
+    })
 }
 
 /// The message that brings a subscriber at `sent` up to date with `published`, or
