@@ -19,7 +19,8 @@ export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export LEPTOS_OUTPUT_NAME := tether
 
 .PHONY: help setup run dev test test-native lint test-e2e build-dev build-release \
-        wasm-target cargo-leptos wasm-bindgen chromium node-modules proptest-long bench
+        wasm-target cargo-leptos wasm-bindgen chromium node-modules proptest-long bench \
+        crash-long fuzz
 
 help:
 	@echo "make run    set up, build a release and serve Tether at http://127.0.0.1:3000"
@@ -90,9 +91,64 @@ test-e2e: build-dev
 proptest-long:
 	PROPTEST_CASES=100000 cargo test --release --lib model::
 
+# Crash durability, long form: the server binary SIGKILLed 20 times under writers
+# (make test runs 3). Figures in docs/RELIABILITY.md.
+crash-long:
+	TETHER_CRASH_KILLS=20 cargo test --features ssr --test crash -- --nocapture
+
+# Fuzzing (cargo-fuzz on stable: no sanitizer), FUZZ_SECS per target; the documented
+# run is 180 + 120 + 300 s. A crash input goes to fuzz/regressions/<target>/.
+FUZZ_SECS ?= 200
+fuzz:
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	cargo fuzz build -s none
+	cargo fuzz run -s none wire_decode fuzz/corpus/wire_decode fuzz/seeds/wire_decode -- -max_total_time=$(FUZZ_SECS)
+	cargo fuzz run -s none registry_validate -- -max_total_time=$(FUZZ_SECS)
+	cargo fuzz run -s none push_handler -- -max_total_time=$(FUZZ_SECS) -max_len=2048
+
 bench:
 	cargo bench --bench model
 
 # Browser catch-up benchmark (Playwright, release build): figures in docs/BENCHMARKS.md.
 bench-browser: build-release
 	cd end2end && npx playwright test -c playwright.bench.config.ts
+
+# ---- benchmarks (docs/BENCHMARKS.md) -----------------------------------------------
+# Each scenario starts its own release server on a fresh temporary database with the
+# limits it needs raised (benches/run-scenario.sh: TETHER_MAX_PUSHES_PER_SECOND=1000000,
+# TETHER_MAX_SUBSCRIBERS_PER_LIST=10000, `ulimit -n` raised), runs tether-load, which
+# also measures this machine's bare limits in the same run, and writes
+# target/bench/<scenario>.json. Figures move with the machine's load: compare ratios.
+
+.PHONY: bench-build bench-fanout bench-ingest bench-catchup bench-connections \
+        bench-bundle bench-limits bench-all
+
+bench-build:
+	cargo build --release --features ssr --bin tether --bin tether-load
+
+# (a) 1 list, 100 subscribers, 1 writer at 200 ops/s for 10 s: fan-out latency.
+bench-fanout: bench-build
+	benches/run-scenario.sh fanout
+
+# (b) 50 writers pushing batches of 100 as fast as they can: acknowledged field ops/s.
+bench-ingest: bench-build
+	benches/run-scenario.sh ingest
+
+# (c) a client that missed 10,000 changes pulls and applies them into a Replica.
+bench-catchup: bench-build
+	benches/run-scenario.sh catchup
+
+# (d) 5,000 idle live subscribers: memory per socket, time to reach them all.
+bench-connections: bench-build
+	benches/run-scenario.sh connections
+
+# (e) the release wasm and js, raw and gzip.
+bench-bundle: build-release
+	benches/bundle-size.sh target/site/pkg
+
+# (f) this machine's limits alone: bare WebSocket echo and broadcast, bare SQLite.
+bench-limits: bench-build
+	@mkdir -p target/bench
+	./target/release/tether-load --scenario limits --json target/bench/limits.json
+
+bench-all: bench-fanout bench-ingest bench-catchup bench-connections bench-limits bench-bundle

@@ -10,6 +10,9 @@
 //! * `app` (features `ssr` and `hydrate`) — Leptos components and the browser's sync
 //!   client.
 //!
+//! * `loadgen` (feature `ssr`) — the load generator behind `tether-load`: drives a
+//!   running server through the protocol and measures it.
+//!
 //! `app` and `server` both use `model`; neither uses the other except that the server
 //! renders the app's shell.
 
@@ -20,6 +23,9 @@ pub mod app;
 
 #[cfg(feature = "ssr")]
 pub mod server;
+
+#[cfg(feature = "ssr")]
+pub mod loadgen;
 
 /// Entry point of the browser bundle: hydrates the server-rendered page.
 #[cfg(feature = "hydrate")]

@@ -1,0 +1,206 @@
+//! A live run: W writers and N subscribers on one fresh list (scenarios a, b, d).
+//!
+//! In order: the writers seed their todos; the subscribers connect and subscribe
+//! from the seeded version (so catch-up is not measured here) and sit idle for
+//! `settle` while the server's memory is read; then the writers write for
+//! `duration`, flush, and the run waits (at most `drain`) until every acknowledged
+//! op has reached every subscriber. Only then do the subscribers close, and the
+//! ledger tells what arrived.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use tokio::{sync::watch, time::Instant};
+
+use super::{
+    api::Api,
+    config::LoadConfig,
+    cpu,
+    ledger::Ledger,
+    progress::{self, Watch},
+    report::{RunReport, ServerMemory},
+    rss,
+    stats::{Errors, Traffic},
+    subscribers::{Follow, Subscriber},
+    writers::{Window, Writer, WriterPlan, WriterShared},
+    LoadError,
+};
+use crate::model::Uid;
+
+/// Runs writers and subscribers; fills in the server's memory as it goes.
+pub async fn run(
+    config: &LoadConfig,
+    traffic: Arc<Traffic>,
+    errors: Arc<Errors>,
+    server: &mut Option<ServerMemory>,
+) -> Result<RunReport, LoadError> {
+    let api = Api::new(&config.url, traffic.clone());
+    let list = Uid::new();
+    let ledger = Arc::new(Ledger::new(config.writers));
+    let per_writer_rate = config.rate / config.writers.max(1) as f64;
+    let interval = (config.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / per_writer_rate));
+
+    // 1. Seed the writers' todos.
+    let mut writers: Vec<Writer> = (0..config.writers)
+        .map(|index| {
+            let plan = WriterPlan {
+                index: index as u32,
+                list,
+                op: config.op,
+                batch: config.batch,
+                interval,
+            };
+            Writer::new(plan, api.clone())
+        })
+        .collect();
+    let seeded = futures::future::join_all(writers.iter_mut().map(|w| w.prepare(&errors))).await;
+    let mut after = 0;
+    for result in seeded {
+        after = after.max(result.map_err(|e| LoadError::Setup(format!("seeding: {e}")))?);
+    }
+
+    // 2. Subscribe, settle, read the server's memory.
+    read_memory(server, |m, v| m.before_subscribers = v);
+    let follow = Follow {
+        ws_url: config.ws_url(),
+        list,
+        ledger: ledger.clone(),
+        errors: errors.clone(),
+        traffic: traffic.clone(),
+    };
+    let connect_start = Instant::now();
+    let subscribers = connect_all(config, &follow, after, &errors).await;
+    let subscribe_seconds = connect_start.elapsed().as_secs_f64();
+    let connected = subscribers.len();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let following: Vec<_> = subscribers
+        .into_iter()
+        .map(|s| tokio::spawn(s.run(stop_rx.clone())))
+        .collect();
+    if connected > 0 {
+        tokio::time::sleep(config.settle).await;
+        read_memory(server, |m, v| m.after_subscribers = v);
+        if let Some(m) = server.as_mut() {
+            if let (Some(before), Some(after)) = (m.before_subscribers, m.after_subscribers) {
+                let delta = after.rss_kb as f64 - before.rss_kb as f64;
+                m.per_subscriber_kb = Some(delta / connected as f64);
+            }
+        }
+    }
+
+    // 3. Write, with a progress line per second.
+    let shared = Arc::new(WriterShared::default());
+    let progress = config.progress.then(|| {
+        tokio::spawn(progress::report_every_second(
+            Watch {
+                ledger: ledger.clone(),
+                writers: shared.clone(),
+                errors: errors.clone(),
+                subscribers: connected,
+                field_ops_per_op: config.op.field_ops(),
+                server_pid: config.server_pid,
+            },
+            stop_rx.clone(),
+        ))
+    });
+    let cpu_before = (config.server_pid.and_then(cpu::seconds), cpu::own_seconds());
+    let start = Instant::now() + Duration::from_millis(20);
+    let window = Window {
+        start,
+        deadline: start + config.duration,
+        flush_by: start + config.duration + config.drain,
+    };
+    let tasks: Vec<_> = writers
+        .into_iter()
+        .map(|w| tokio::spawn(w.run(window, ledger.clone(), shared.clone(), errors.clone())))
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let server_cpu_seconds = cpu_before
+        .0
+        .zip(config.server_pid.and_then(cpu::seconds))
+        .map(|(before, after)| after - before);
+    let loadgen_cpu_seconds = cpu_before
+        .1
+        .zip(cpu::own_seconds())
+        .map(|(before, after)| after - before);
+
+    // 4. Let deliveries arrive, then close the subscribers.
+    let drain_until = Instant::now() + config.drain;
+    while connected > 0 && ledger.missing(connected) > 0 && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    for task in following {
+        let _ = task.await;
+    }
+    if let Some(progress) = progress {
+        let _ = progress.await;
+    }
+
+    let delivery = ledger.verify(connected);
+    errors.add_n("missing_delivery", delivery.missing);
+    let acked_ops = delivery.acked_ops;
+    let ops_per_s = acked_ops as f64 / seconds;
+    Ok(RunReport {
+        subscribers: connected,
+        writers: config.writers,
+        subscribe_seconds,
+        seconds,
+        acked_ops,
+        ops_per_s,
+        field_ops_per_s: ops_per_s * config.op.field_ops() as f64,
+        pushes: shared.pushes.load(std::sync::atomic::Ordering::Relaxed),
+        push_latency: shared.push_latency.summary(),
+        writer_lag: interval.map(|_| shared.lag.summary()),
+        fanout: ledger.fanout.summary(),
+        server_cpu_us_per_op: server_cpu_seconds
+            .filter(|_| acked_ops > 0)
+            .map(|s| s * 1e6 / acked_ops as f64),
+        server_cpu_seconds,
+        loadgen_cpu_seconds,
+        delivery,
+    })
+}
+
+/// Opens every subscriber, `connect_concurrency` at a time, with a progress line
+/// per second; failures are counted and left out.
+async fn connect_all(
+    config: &LoadConfig,
+    follow: &Follow,
+    after: u64,
+    errors: &Errors,
+) -> Vec<Subscriber> {
+    let mut pending = futures::stream::iter(0..config.subscribers)
+        .map(|_| Subscriber::connect(follow.clone(), after))
+        .buffer_unordered(config.connect_concurrency);
+    let mut connected = Vec::with_capacity(config.subscribers);
+    let mut last_line = Instant::now();
+    while let Some(result) = pending.next().await {
+        match result {
+            Ok(subscriber) => connected.push(subscriber),
+            Err(code) => errors.add(&code),
+        }
+        if config.progress && last_line.elapsed() >= Duration::from_secs(1) {
+            last_line = Instant::now();
+            eprintln!(
+                "subscribing: {} / {} connected",
+                connected.len(),
+                config.subscribers
+            );
+        }
+    }
+    connected
+}
+
+fn read_memory(
+    server: &mut Option<ServerMemory>,
+    set: impl FnOnce(&mut ServerMemory, Option<rss::Memory>),
+) {
+    if let Some(m) = server.as_mut() {
+        let value = rss::read(m.pid);
+        set(m, value);
+    }
+}

@@ -1,0 +1,126 @@
+//! `tether-load`: a load generator that drives a running Tether server through the
+//! documented protocol — `POST /api/push`, `POST /api/pull` and the `GET /api/live`
+//! WebSocket — and measures what a user would feel.
+//!
+//! N live subscribers follow one list while W writers (each a real [`Replica`] with
+//! its own client id) make ops at R ops/s, or as fast as the server acknowledges,
+//! for D seconds. Every op writes a unique token as a todo's title, so each
+//! subscriber can tell which op reached it and when; writers and subscribers share
+//! one process and one monotonic clock. The report gives fan-out latency
+//! percentiles, acknowledged ops/s, errors by code, bytes, the server's memory
+//! (given its pid), this machine's bare limits measured in the same run, the ratios
+//! to them and the targets — as a table and as JSON. Delivery is verified:
+//! every acknowledged op must reach every subscriber exactly once.
+//!
+//! * [`config`] — the run's settings, scenarios and command line.
+//! * [`api`] — the HTTP calls, with byte counts and typed errors.
+//! * [`writers`] — replicas that make ops and push their outboxes.
+//! * [`subscribers`] — live sockets that report what they receive.
+//! * [`ledger`] — which op was made when and who received it.
+//! * [`live`] — a run of writers and subscribers together (scenarios a, b, d).
+//! * [`catchup`] — scenario c: a late client pulls and applies what it missed.
+//! * [`limits`] — scenario f: bare WebSocket and bare SQLite on this machine.
+//! * [`scenarios`] — which limits each scenario needs; ratios and targets.
+//! * [`stats`], [`rss`], [`cpu`], [`progress`], [`report`] — measuring and telling.
+//!
+//! [`Replica`]: crate::model::Replica
+
+pub mod api;
+pub mod catchup;
+pub mod config;
+pub mod cpu;
+pub mod ledger;
+pub mod limits;
+pub mod live;
+pub mod progress;
+pub mod report;
+pub mod rss;
+pub mod scenarios;
+pub mod stats;
+pub mod subscribers;
+pub mod writers;
+
+use std::sync::Arc;
+
+pub use config::{parse_args, Command, LoadConfig, OpKind, Scenario, USAGE};
+pub use report::Report;
+
+use report::{Machine, ServerMemory};
+use stats::{Errors, Traffic};
+
+/// Why a run could not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the server at {url} does not answer /healthz: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("setting up the run failed: {0}")]
+    Setup(String),
+}
+
+/// Runs the configured scenario against the server and reports.
+pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
+    let traffic = Arc::new(Traffic::default());
+    let errors = Arc::new(Errors::default());
+    let mut server = config.server_pid.map(|pid| ServerMemory {
+        pid,
+        start: rss::read(pid),
+        ..ServerMemory::default()
+    });
+    let mut report = Report {
+        scenario: config.scenario,
+        machine: Machine::detect(),
+        config: config.clone(),
+        run: None,
+        catchup: None,
+        limits: Default::default(),
+        errors: Default::default(),
+        error_total: 0,
+        traffic: Default::default(),
+        server: None,
+        ratios: Vec::new(),
+        targets: Vec::new(),
+    };
+    match config.scenario {
+        Scenario::Limits => {}
+        Scenario::Catchup => {
+            check_health(&config.url).await?;
+            let c = catchup::run(config, traffic.clone(), &errors)
+                .await
+                .map_err(|e| LoadError::Setup(format!("catch-up: {e}")))?;
+            report.catchup = Some(c);
+        }
+        Scenario::Custom | Scenario::Fanout | Scenario::Ingest | Scenario::Connections => {
+            check_health(&config.url).await?;
+            let run = live::run(config, traffic.clone(), errors.clone(), &mut server).await?;
+            report.run = Some(run);
+        }
+    }
+    if let Some(server) = server.as_mut() {
+        server.end = rss::read(server.pid);
+    }
+    report.server = server;
+    if config.limits {
+        report.limits = scenarios::measure_limits(config, &errors).await;
+    }
+    report.ratios = scenarios::ratios(&report);
+    report.targets = scenarios::targets(&report);
+    report.errors = errors.snapshot();
+    report.error_total = errors.total();
+    report.traffic = traffic.snapshot();
+    Ok(report)
+}
+
+async fn check_health(url: &str) -> Result<(), LoadError> {
+    let unreachable = |detail: String| LoadError::Unreachable {
+        url: url.to_string(),
+        detail,
+    };
+    let response = reqwest::get(format!("{url}/healthz"))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(unreachable(format!("HTTP {}", response.status())))
+    }
+}
