@@ -85,4 +85,22 @@ export async function settled(page: Page) {
   });
 }
 
+/** Starts recording every state the status badge shows (brief ones included). */
+export async function recordStates(page: Page) {
+  await page.evaluate(() => {
+    const w = window as unknown as { statesSeen: string[] };
+    w.statesSeen = [];
+    const badge = document.querySelector(".status")!;
+    new MutationObserver(() => w.statesSeen.push(badge.getAttribute("data-state") ?? "")).observe(badge, {
+      attributes: true,
+      attributeFilter: ["data-state"],
+    });
+  });
+}
+
+/** The states recorded since `recordStates`. */
+export function statesSeen(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { statesSeen: string[] }).statesSeen);
+}
+
 export type { Page, BrowserContext };

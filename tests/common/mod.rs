@@ -303,6 +303,113 @@ impl Api {
     }
 }
 
+/// Why a request of a client that expects trouble did not succeed: the server was
+/// not reachable (refused, reset, timed out: a crash or a restart), or it answered
+/// with a typed error.
+#[derive(Debug)]
+pub enum Failure {
+    Network(String),
+    Refused(Refused),
+}
+
+impl Api {
+    /// Like [`Api::call`], but a connection that fails or an answer that does not
+    /// arrive within [`TIMEOUT`] is a [`Failure::Network`] instead of a failed
+    /// test: for clients that keep going while the server crashes under them.
+    pub async fn try_call<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<T, Failure> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .timeout(TIMEOUT)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Network(e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| Failure::Network(e.to_string()))?;
+        if status == 200 {
+            return serde_json::from_str(&text)
+                .map_err(|e| panic!("{path} answered 200 with {text}: {e}"));
+        }
+        match serde_json::from_str::<SyncError>(&text) {
+            Ok(error) => Err(Failure::Refused(Refused { status, error })),
+            Err(e) => panic!("{path} answered {status} with {text}, not a SyncError: {e}"),
+        }
+    }
+
+    pub async fn try_push(&self, req: &PushRequest) -> Result<PushAck, Failure> {
+        self.try_call("/api/push", serde_json::to_string(req).unwrap())
+            .await
+    }
+
+    pub async fn try_pull(&self, list: Uid, after: u64) -> Result<PullPage, Failure> {
+        let body = serde_json::json!({"list": list, "after": after, "limit": null});
+        self.try_call("/api/pull", body.to_string()).await
+    }
+}
+
+/// A small deterministic random generator (SplitMix64), so a run that fails can be
+/// repeated with the seed it printed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The seed from the environment variable `var` if set, else from the clock;
+    /// answers the generator and the seed (to print).
+    pub fn from_env(var: &str) -> (Rng, u64) {
+        let seed = match std::env::var(var) {
+            Ok(text) => text
+                .parse()
+                .unwrap_or_else(|_| panic!("{var}={text:?} is not a u64")),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64,
+        };
+        (Rng::new(seed), seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `low..=high`.
+    pub fn range(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next_u64() % (high - low + 1)
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    /// One of `items`, if there is any.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            None
+        } else {
+            Some(&items[self.next_u64() as usize % items.len()])
+        }
+    }
+}
+
 /// One writing client: a replica of one list that makes real ops.
 pub struct Author {
     pub replica: Replica,
@@ -606,6 +713,19 @@ pub mod binary {
                 panic!("the binary did not exit within {limit:?}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A child process that is killed when dropped, so a test that fails midway
+    /// leaves no server running behind it.
+    pub struct KillOnDrop(pub Child);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Ok(None) = self.0.try_wait() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
         }
     }
 

@@ -263,9 +263,8 @@ pub(crate) fn refresh_connection(client: &SyncClient) {
         Connection::Retrying { retry_in_ms }
     } else if retry_in_ms > 0 || !session.socket_wanted.load(Ordering::SeqCst) {
         Connection::Offline { retry_in_ms }
-    } else if !session.socket_open.load(Ordering::SeqCst) {
-        Connection::Syncing // connecting
-    } else if session.catching_up.load(Ordering::SeqCst)
+    } else if !session.socket_open.load(Ordering::SeqCst) // still connecting
+        || session.catching_up.load(Ordering::SeqCst)
         || session.flushing.load(Ordering::SeqCst)
         || client.with_replica(|r| r.pending()) > 0
     {
