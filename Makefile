@@ -77,6 +77,7 @@ test-native:
 
 lint:
 	cargo fmt --all --check
+	cargo build --lib --target wasm32-unknown-unknown   # the sync module alone, for wasm32
 	cargo clippy --all-targets --features ssr -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
