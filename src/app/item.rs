@@ -82,6 +82,20 @@ impl TitleEditor {
         self.stop();
     }
 
+    /// The `input.edit` field, shown (by CSS) while the item is being edited.
+    fn field(self) -> impl IntoView {
+        view! {
+            <input
+                class="edit"
+                node_ref=self.input
+                value=move || text(&self.title.get())
+                prop:value=move || text(&self.title.get())
+                on:keydown=move |ev| self.on_key(&ev)
+                on:blur=move |_| self.save()
+            />
+        }
+    }
+
     fn on_key(&self, ev: &leptos::ev::KeyboardEvent) {
         match ev.key().as_str() {
             "Enter" => self.save(),
@@ -129,14 +143,7 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
                     on:click=move |_| client.with_value(|c| c.delete(uid))
                 ></button>
             </div>
-            <input
-                class="edit"
-                node_ref=editor.input
-                value=move || text(&editor.title.get())
-                prop:value=move || text(&editor.title.get())
-                on:keydown=move |ev| editor.on_key(&ev)
-                on:blur=move |_| editor.save()
-            />
+            {editor.field()}
         </li>
     }
 }
@@ -162,14 +169,7 @@ pub fn SectionItem(client: SyncClient, uid: Uid) -> impl IntoView {
                     on:click=move |_| client.with_value(|c| c.delete(uid))
                 ></button>
             </div>
-            <input
-                class="edit"
-                node_ref=editor.input
-                value=move || text(&editor.title.get())
-                prop:value=move || text(&editor.title.get())
-                on:keydown=move |ev| editor.on_key(&ev)
-                on:blur=move |_| editor.save()
-            />
+            {editor.field()}
         </li>
     }
 }

@@ -208,13 +208,7 @@ pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
         });
     };
     let show_inspector = RwSignal::new(false);
-    let title_text = move || {
-        list_title
-            .get()
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map_or_else(|| "todos".to_string(), str::to_string)
-    };
+    let title_text = move || shown_title(&list_title.get());
 
     view! {
         <Title text=move || format!("{} · Tether", title_text()) />
@@ -295,6 +289,14 @@ pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
     }
 }
 
+/// A list's title as shown: TodoMVC's "todos" until it is given one.
+fn shown_title(title: &Value) -> String {
+    title
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| "todos".to_string(), str::to_string)
+}
+
 /// The list's title, shown as the page's `h1`; double-click to rename.
 #[component]
 fn ListTitle(client: SyncClient) -> impl IntoView {
@@ -303,13 +305,7 @@ fn ListTitle(client: SyncClient) -> impl IntoView {
     let editing = RwSignal::new(false);
     let input = NodeRef::<Input>::new();
     let client = StoredValue::new(client);
-    let shown = move || {
-        title
-            .get()
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map_or_else(|| "todos".to_string(), str::to_string)
-    };
+    let shown = move || shown_title(&title.get());
     let save = move || {
         if !editing.get_untracked() {
             return;

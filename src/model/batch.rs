@@ -272,19 +272,7 @@ impl Batch<'_> {
                         });
                     }
                 }
-                let is_root = registry.kind(kind)?.is_root();
-                if is_root && *node != self.list {
-                    // A root kind is the list node itself: its uid is the list's.
-                    return Err(SyncError::ForeignNode { node: *node });
-                }
-                if !is_root && *node == self.list {
-                    // The list's uid is reserved for the list node.
-                    return Err(SyncError::KindConflict {
-                        node: *node,
-                        existing: ROOT_KIND.to_string(),
-                        requested: kind.clone(),
-                    });
-                }
+                registry.check_create_identity(self.list, *node, kind)?;
                 let parent_kind = self.parent_kind(*node, *parent)?;
                 registry.validate_parent(kind, parent_kind.as_deref())?;
             }

@@ -208,6 +208,28 @@ impl Registry {
         Ok(())
     }
 
+    /// Checks the identity rule of a create in `list`: a root kind is the list node
+    /// itself, so its uid must be the list's, and the list's uid is reserved for it.
+    pub fn check_create_identity(
+        &self,
+        list: Uid,
+        node: Uid,
+        kind: &str,
+    ) -> Result<(), ModelError> {
+        let is_root = self.kind(kind)?.is_root();
+        if is_root && node != list {
+            return Err(ModelError::ForeignNode { node });
+        }
+        if !is_root && node == list {
+            return Err(ModelError::KindConflict {
+                node,
+                existing: crate::model::batch::ROOT_KIND.to_string(),
+                requested: kind.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that a `kind` may live under a node of `parent_kind` (`None`: no
     /// parent, which only a root kind may have).
     pub fn validate_parent(&self, kind: &str, parent_kind: Option<&str>) -> Result<(), ModelError> {

@@ -326,17 +326,7 @@ impl Replica {
                     }
                     return Err(ModelError::NodeExists { node: *node });
                 }
-                let is_root = registry.kind(kind)?.is_root();
-                if is_root && *node != self.list {
-                    return Err(ModelError::ForeignNode { node: *node });
-                }
-                if !is_root && *node == self.list {
-                    return Err(ModelError::KindConflict {
-                        node: *node,
-                        existing: ROOT_KIND.to_string(),
-                        requested: kind.clone(),
-                    });
-                }
+                registry.check_create_identity(self.list, *node, kind)?;
                 let parent_kind = self.parent_kind(*node, *parent)?;
                 registry.validate_parent(kind, parent_kind)
             }

@@ -144,47 +144,83 @@ impl Raw<'_> {
 struct Key {
     path: &'static str,
     env: &'static str,
-    apply: fn(&mut Config, &Raw) -> Result<(), String>,
+    apply: Apply,
+}
+
+/// How a key's raw value is checked and stored.
+enum Apply {
+    /// Its own check.
+    Custom(fn(&mut Config, &Raw) -> Result<(), String>),
+    /// An integer within a range.
+    Integer {
+        range: std::ops::RangeInclusive<u64>,
+        set: fn(&mut Config, u64),
+    },
+}
+
+impl Key {
+    const fn integer(
+        path: &'static str,
+        env: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+        set: fn(&mut Config, u64),
+    ) -> Key {
+        Key {
+            path,
+            env,
+            apply: Apply::Integer { range, set },
+        }
+    }
+
+    fn apply(&self, config: &mut Config, raw: &Raw) -> Result<(), String> {
+        match &self.apply {
+            Apply::Custom(apply) => apply(config, raw),
+            Apply::Integer { range, set } => {
+                set(config, raw.integer(*range.start(), *range.end())?);
+                Ok(())
+            }
+        }
+    }
 }
 
 const KEYS: &[Key] = &[
     Key {
         path: "server.addr",
         env: "TETHER_ADDR",
-        apply: |c, v| {
+        apply: Apply::Custom(|c, v| {
             let s = v.string()?;
             c.addr = SocketAddr::from_str(&s)
                 .map_err(|_| format!("{s:?} is not a socket address like 127.0.0.1:3000"))?;
             Ok(())
-        },
+        }),
     },
     Key {
         path: "server.log",
         env: "TETHER_LOG",
-        apply: |c, v| {
+        apply: Apply::Custom(|c, v| {
             let s = v.string()?;
             tracing_subscriber::EnvFilter::try_new(&s)
                 .map_err(|e| format!("{s:?} is not a log filter: {e}"))?;
             c.log = s;
             Ok(())
-        },
+        }),
     },
     Key {
         path: "server.site_root",
         env: "TETHER_SITE_ROOT",
-        apply: |c, v| {
+        apply: Apply::Custom(|c, v| {
             let s = v.string()?;
             if s.is_empty() {
                 return Err("must not be empty".into());
             }
             c.site_root = PathBuf::from(s);
             Ok(())
-        },
+        }),
     },
     Key {
         path: "database.url",
         env: "TETHER_DATABASE_URL",
-        apply: |c, v| {
+        apply: Apply::Custom(|c, v| {
             let s = v.string()?;
             if !s.starts_with("sqlite:") {
                 return Err(format!(
@@ -193,12 +229,12 @@ const KEYS: &[Key] = &[
             }
             c.database.url = s;
             Ok(())
-        },
+        }),
     },
     Key {
         path: "database.synchronous",
         env: "TETHER_DATABASE_SYNCHRONOUS",
-        apply: |c, v| {
+        apply: Apply::Custom(|c, v| {
             let s = v.string()?;
             c.database.synchronous = match s.to_ascii_lowercase().as_str() {
                 "full" => Synchronous::Full,
@@ -206,98 +242,76 @@ const KEYS: &[Key] = &[
                 _ => return Err(format!("{s:?} is neither \"full\" nor \"normal\"")),
             };
             Ok(())
-        },
+        }),
     },
-    Key {
-        path: "sync.max_ops_per_push",
-        env: "TETHER_MAX_OPS_PER_PUSH",
-        apply: |c, v| {
-            c.sync.max_ops_per_push = v.integer(1, 100_000)? as usize;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.max_field_bytes",
-        env: "TETHER_MAX_FIELD_BYTES",
-        apply: |c, v| {
-            c.sync.max_field_bytes = v.integer(16, 1 << 20)? as usize;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.max_request_bytes",
-        env: "TETHER_MAX_REQUEST_BYTES",
-        apply: |c, v| {
-            c.sync.max_request_bytes = v.integer(1024, 64 << 20)? as usize;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.max_clock_skew_ms",
-        env: "TETHER_MAX_CLOCK_SKEW_MS",
-        apply: |c, v| {
-            c.sync.max_clock_skew_ms = v.integer(0, 7 * 24 * 3600 * 1000)?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.pull_page_size",
-        env: "TETHER_PULL_PAGE_SIZE",
-        apply: |c, v| {
-            c.sync.pull_page_size = v.integer(1, 100_000)? as u32;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.max_subscribers_per_list",
-        env: "TETHER_MAX_SUBSCRIBERS_PER_LIST",
-        apply: |c, v| {
-            c.sync.max_subscribers_per_list = v.integer(1, 1_000_000)? as usize;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.max_pushes_per_second",
-        env: "TETHER_MAX_PUSHES_PER_SECOND",
-        apply: |c, v| {
-            c.sync.max_pushes_per_second = v.integer(1, 1_000_000)? as u32;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.max_sockets_per_client",
-        env: "TETHER_MAX_SOCKETS_PER_CLIENT",
-        apply: |c, v| {
-            c.sync.max_sockets_per_client = v.integer(1, 100_000)? as usize;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.live_buffer",
-        env: "TETHER_LIVE_BUFFER",
-        apply: |c, v| {
-            c.sync.live_buffer = v.integer(1, 1_000_000)? as usize;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.heartbeat_secs",
-        env: "TETHER_HEARTBEAT_SECS",
-        apply: |c, v| {
-            c.sync.heartbeat_secs = v.integer(1, 3600)?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "sync.max_json_depth",
-        env: "TETHER_MAX_JSON_DEPTH",
-        // A push needs 4 levels (body, ops, op, fields); serde_json refuses more
-        // than 128 by itself, so a larger limit would never be reached.
-        apply: |c, v| {
-            c.sync.max_json_depth = v.integer(4, 128)? as usize;
-            Ok(())
-        },
-    },
+    Key::integer(
+        "sync.max_ops_per_push",
+        "TETHER_MAX_OPS_PER_PUSH",
+        1..=100_000,
+        |c, n| c.sync.max_ops_per_push = n as usize,
+    ),
+    Key::integer(
+        "sync.max_field_bytes",
+        "TETHER_MAX_FIELD_BYTES",
+        16..=1 << 20,
+        |c, n| c.sync.max_field_bytes = n as usize,
+    ),
+    Key::integer(
+        "sync.max_request_bytes",
+        "TETHER_MAX_REQUEST_BYTES",
+        1024..=64 << 20,
+        |c, n| c.sync.max_request_bytes = n as usize,
+    ),
+    Key::integer(
+        "sync.max_clock_skew_ms",
+        "TETHER_MAX_CLOCK_SKEW_MS",
+        0..=7 * 24 * 3600 * 1000,
+        |c, n| c.sync.max_clock_skew_ms = n,
+    ),
+    Key::integer(
+        "sync.pull_page_size",
+        "TETHER_PULL_PAGE_SIZE",
+        1..=100_000,
+        |c, n| c.sync.pull_page_size = n as u32,
+    ),
+    Key::integer(
+        "sync.max_subscribers_per_list",
+        "TETHER_MAX_SUBSCRIBERS_PER_LIST",
+        1..=1_000_000,
+        |c, n| c.sync.max_subscribers_per_list = n as usize,
+    ),
+    Key::integer(
+        "sync.max_pushes_per_second",
+        "TETHER_MAX_PUSHES_PER_SECOND",
+        1..=1_000_000,
+        |c, n| c.sync.max_pushes_per_second = n as u32,
+    ),
+    Key::integer(
+        "sync.max_sockets_per_client",
+        "TETHER_MAX_SOCKETS_PER_CLIENT",
+        1..=100_000,
+        |c, n| c.sync.max_sockets_per_client = n as usize,
+    ),
+    Key::integer(
+        "sync.live_buffer",
+        "TETHER_LIVE_BUFFER",
+        1..=1_000_000,
+        |c, n| c.sync.live_buffer = n as usize,
+    ),
+    Key::integer(
+        "sync.heartbeat_secs",
+        "TETHER_HEARTBEAT_SECS",
+        1..=3600,
+        |c, n| c.sync.heartbeat_secs = n,
+    ),
+    // A push needs 4 levels (body, ops, op, fields); serde_json refuses more than 128
+    // by itself, so a larger limit would never be reached.
+    Key::integer(
+        "sync.max_json_depth",
+        "TETHER_MAX_JSON_DEPTH",
+        4..=128,
+        |c, n| c.sync.max_json_depth = n as usize,
+    ),
 ];
 
 /// The variable naming the config file; not a key itself.
@@ -356,12 +370,11 @@ impl Config {
                         .iter()
                         .find(|k| k.path == path)
                         .ok_or_else(|| unknown_key(&path))?;
-                    (key.apply)(&mut config, &Raw::Toml(value)).map_err(|problem| {
-                        ConfigError::BadValue {
+                    key.apply(&mut config, &Raw::Toml(value))
+                        .map_err(|problem| ConfigError::BadValue {
                             key: path.clone(),
                             problem,
-                        }
-                    })?;
+                        })?;
                 }
             }
         }
@@ -381,12 +394,11 @@ impl Config {
                             .collect::<Vec<_>>()
                             .join(", "),
                     })?;
-            (key.apply)(&mut config, &Raw::Env(value)).map_err(|problem| {
-                ConfigError::BadValue {
+            key.apply(&mut config, &Raw::Env(value))
+                .map_err(|problem| ConfigError::BadValue {
                     key: var.clone(),
                     problem,
-                }
-            })?;
+                })?;
         }
         Ok(config)
     }
