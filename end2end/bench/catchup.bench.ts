@@ -41,9 +41,10 @@ async function pushCreates(baseURL: string, list: string, count: number) {
   }
 }
 
-test(`catch-up of ${CHANGES} changes in the browser`, async ({ page, context, baseURL }) => {
+for (const view of ["", "completed"]) {
+test(`catch-up of ${CHANGES} changes in the browser${view ? ` (/${view}: none rendered)` : ""}`, async ({ page, context, baseURL }) => {
   const list = randomUUID();
-  await page.goto(`/l/${list}`);
+  await page.goto(`/l/${list}${view ? `/${view}` : ""}`);
   await expect(page.locator(".status")).toHaveAttribute("data-state", "online", { timeout: 30_000 });
 
   let bytes = 0;
@@ -68,6 +69,7 @@ test(`catch-up of ${CHANGES} changes in the browser`, async ({ page, context, ba
   const interactive = Date.now() - t1;
 
   const report = {
+    view: view || "all",
     changes: CHANGES,
     catch_up_ms: catchUp,
     catch_up_bytes: bytes,
@@ -76,3 +78,4 @@ test(`catch-up of ${CHANGES} changes in the browser`, async ({ page, context, ba
   };
   console.log(`BENCH catch-up (browser): ${JSON.stringify(report)}`);
 });
+}

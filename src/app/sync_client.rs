@@ -358,6 +358,9 @@ impl SyncClient {
         let fields = lock(&self.0.fields);
         let children = lock(&self.0.children);
         let mut pending_changed = false;
+        // A page of 10,000 new items is 10,000 events under one parent: list each
+        // parent's children once per dispatch, not once per event.
+        let mut parents = std::collections::HashSet::new();
         for event in &events {
             match event {
                 Event::FieldChanged { node, field } => {
@@ -369,16 +372,17 @@ impl SyncClient {
                     }
                 }
                 Event::NodeAdded { parent, .. } | Event::NodeRemoved { parent, .. } => {
-                    if let Some(parent) = parent {
-                        refresh_children(&replica, &children, *parent);
-                    }
+                    parents.extend(*parent);
                 }
                 Event::ChildrenChanged { parent } => {
-                    refresh_children(&replica, &children, *parent);
+                    parents.insert(*parent);
                 }
                 Event::OutboxChanged => pending_changed = true,
                 Event::CursorChanged => {}
             }
+        }
+        for parent in parents {
+            refresh_children(&replica, &children, parent);
         }
         let pending = replica.pending();
         drop((replica, fields, children));
