@@ -20,7 +20,7 @@ export LEPTOS_OUTPUT_NAME := tether
 
 .PHONY: help setup run dev test test-native lint test-e2e build-dev build-release \
         wasm-target cargo-leptos wasm-bindgen chromium node-modules proptest-long bench \
-        crash-long fuzz
+        crash-long fuzz bench-browser
 
 help:
 	@echo "make run    set up, build a release and serve Tether at http://127.0.0.1:3000"
