@@ -18,14 +18,18 @@ pub fn Inspector(client: SyncClient, root: View) -> impl IntoView {
         let client = client.clone();
         move || {
             client.track_all();
-            client
-                .pending_ops()
-                .into_iter()
+            let ops = client.pending_ops();
+            if ops.is_empty() {
+                return view! { <li class="none">"none: every change is acknowledged"</li> }
+                    .into_any();
+            }
+            ops.into_iter()
                 .map(|op| {
                     let line = serde_json::to_string(&op).unwrap_or_default();
                     view! { <li class="pending-op">{line}</li> }
                 })
                 .collect_view()
+                .into_any()
         }
     };
     view! {

@@ -227,7 +227,7 @@ pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
                     }
                 />
                 <button class="add-section" title="Add the text as a section heading" on:click=move |_| add(true)>
-                    "＋ heading"
+                    "+ heading"
                 </button>
             </header>
             <main class="main" class:hidden=empty>
