@@ -122,7 +122,7 @@ bench-browser: build-release
 # target/bench/<scenario>.json. Figures move with the machine's load: compare ratios.
 
 .PHONY: bench-build bench-fanout bench-ingest bench-catchup bench-connections \
-        bench-bundle bench-limits bench-all
+        bench-bundle bench-limits bench-storm bench-all
 
 bench-build:
 	cargo build --release --features ssr --bin tether --bin tether-load
@@ -152,4 +152,13 @@ bench-limits: bench-build
 	@mkdir -p target/bench
 	./target/release/tether-load --scenario limits --json target/bench/limits.json
 
-bench-all: bench-fanout bench-ingest bench-catchup bench-connections bench-limits bench-bundle
+# Reconnect storm (docs/RELIABILITY.md): 1,000 live clients, the server SIGKILLed and
+# restarted under them (tether-load starts it, so it can); they come back with the
+# browser's jittered backoff while a writer writes. Reconnect times, convergence,
+# server memory. STORM_FLAGS adds flags, e.g. STORM_FLAGS="--drop client" or
+# STORM_FLAGS="--down 2".
+bench-storm: bench-build
+	benches/run-scenario.sh storm $(STORM_FLAGS)
+
+bench-all: bench-fanout bench-ingest bench-catchup bench-connections bench-limits bench-storm \
+           bench-bundle

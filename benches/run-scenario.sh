@@ -16,6 +16,10 @@
 #                                         default) is far below a benchmark writer's
 #   TETHER_MAX_SUBSCRIBERS_PER_LIST=10000 room for the 5,000 sockets of "connections"
 # Each subscriber uses its own client id, so max_sockets_per_client (8) is never hit.
+#
+# The storm (SCENARIO=storm) kills and restarts the server in the middle of the run,
+# so tether-load starts the server itself (--spawn-server) with the same environment
+# and the same database, and owns it; its output goes to the same log.
 set -euo pipefail
 
 scenario=${1:?usage: benches/run-scenario.sh SCENARIO [tether-load flags...]}
@@ -45,24 +49,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
-env TETHER_ADDR="127.0.0.1:$port" \
-    TETHER_DATABASE_URL="sqlite://$tmp/bench.db" \
-    TETHER_LOG=warn \
-    TETHER_SITE_ROOT="$root/target/site" \
-    TETHER_MAX_PUSHES_PER_SECOND=1000000 \
-    TETHER_MAX_SUBSCRIBERS_PER_LIST=10000 \
-    "$server_bin" >"$tmp/server.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-  kill -0 "$server" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+server_env=(
+  TETHER_ADDR="127.0.0.1:$port"
+  TETHER_DATABASE_URL="sqlite://$tmp/bench.db"
+  TETHER_LOG=warn
+  TETHER_SITE_ROOT="$root/target/site"
+  TETHER_MAX_PUSHES_PER_SECOND=1000000
+  TETHER_MAX_SUBSCRIBERS_PER_LIST=10000
+)
 
 status=0
-"$root/target/release/tether-load" --url "http://127.0.0.1:$port" --scenario "$scenario" \
-  --server-pid "$server" --json "$out/$scenario.json" "$@" || status=$?
-if grep -q -E "ERROR|WARN" "$tmp/server.log"; then
+if [ "$scenario" = storm ]; then
+  env "${server_env[@]}" "$root/target/release/tether-load" --url "http://127.0.0.1:$port" \
+    --scenario storm --spawn-server "$server_bin" --server-log "$tmp/server.log" \
+    --json "$out/$scenario.json" "$@" || status=$?
+else
+  env "${server_env[@]}" "$server_bin" >"$tmp/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+    kill -0 "$server" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  "$root/target/release/tether-load" --url "http://127.0.0.1:$port" --scenario "$scenario" \
+    --server-pid "$server" --json "$out/$scenario.json" "$@" || status=$?
+fi
+if [ -f "$tmp/server.log" ] && grep -q -E "ERROR|WARN" "$tmp/server.log"; then
   echo "server log:" >&2
   grep -E "ERROR|WARN" "$tmp/server.log" | tail -20 >&2
 fi

@@ -23,16 +23,20 @@ pub enum Scenario {
     Connections,
     /// (f) only this machine's limits: bare WebSocket and bare SQLite.
     Limits,
+    /// Reconnect storm: N live clients dropped at once come back with jittered
+    /// backoff while a writer keeps writing.
+    Storm,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Custom,
         Scenario::Fanout,
         Scenario::Ingest,
         Scenario::Catchup,
         Scenario::Connections,
         Scenario::Limits,
+        Scenario::Storm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +47,7 @@ impl Scenario {
             Scenario::Catchup => "catchup",
             Scenario::Connections => "connections",
             Scenario::Limits => "limits",
+            Scenario::Storm => "storm",
         }
     }
 
@@ -74,6 +79,38 @@ impl OpKind {
             OpKind::Set => 1,
             OpKind::Create => 2,
         }
+    }
+}
+
+/// How the storm drops every live socket at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropMode {
+    /// SIGKILL the server and start it again on the same database and port: the
+    /// kernel ends every connection at once, without close frames (a crash, the
+    /// OOM killer). Needs `--spawn-server`.
+    Kill,
+    /// Stop the server gracefully (SIGTERM: every socket gets close 1001, "server
+    /// shutting down") and start it again (a deploy). Needs `--spawn-server`, or
+    /// an in-process server.
+    Term,
+    /// Keep the server up; every client drops its TCP connection at the same
+    /// moment without a close frame (the clients' network went away).
+    Client,
+}
+
+impl DropMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DropMode::Kill => "kill",
+            DropMode::Term => "term",
+            DropMode::Client => "client",
+        }
+    }
+
+    /// Whether the server process is stopped and started again.
+    pub fn restarts(self) -> bool {
+        !matches!(self, DropMode::Client)
     }
 }
 
@@ -114,6 +151,24 @@ pub struct LoadConfig {
     /// Print a progress line per second on stderr.
     #[serde(skip)]
     pub progress: bool,
+    /// Storm: how every socket is dropped.
+    pub drop: DropMode,
+    /// Storm: seconds into the writing when the sockets are dropped.
+    #[serde(serialize_with = "as_secs")]
+    pub drop_after: Duration,
+    /// Storm, restart modes: how long the server stays down before it is started
+    /// again (0: at once, as a supervisor would).
+    #[serde(serialize_with = "as_secs")]
+    pub down: Duration,
+    /// Storm: start (and restart) this server binary, with this process's
+    /// environment, instead of using a running server.
+    pub spawn_server: Option<PathBuf>,
+    /// Where the spawned server's output goes (appended); discarded without it.
+    #[serde(skip)]
+    pub server_log: Option<PathBuf>,
+    /// Storm: the seed of the clients' backoff jitter (random when absent; the
+    /// report gives the one used).
+    pub seed: Option<u64>,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -141,6 +196,12 @@ impl LoadConfig {
             drain: Duration::from_secs(10),
             limits: true,
             progress: true,
+            drop: DropMode::Kill,
+            drop_after: Duration::from_secs(3),
+            down: Duration::ZERO,
+            spawn_server: None,
+            server_log: None,
+            seed: None,
         };
         match scenario {
             Scenario::Custom => LoadConfig {
@@ -168,6 +229,24 @@ impl LoadConfig {
                 rate: 2.0,
                 duration: Duration::from_secs(5),
                 settle: Duration::from_secs(3),
+                ..base
+            },
+            // Every op creates a todo, so no change ever supersedes another and
+            // every client must receive every version, live or in catch-up. 20 ops/s
+            // to 1,000 clients that each decode and merge every message keeps the
+            // load generator well inside one core. `changes`: todos in the list
+            // before the clients connect. `settle`: the quiet before each memory
+            // reading.
+            Scenario::Storm => LoadConfig {
+                subscribers: 1_000,
+                writers: 1,
+                rate: 20.0,
+                duration: Duration::from_secs(10),
+                batch: 10,
+                op: OpKind::Create,
+                changes: 100,
+                settle: Duration::from_secs(3),
+                limits: false,
                 ..base
             },
         }
@@ -223,6 +302,8 @@ SCENARIOS (each sets defaults; flags override them):
   catchup      (c) a client that missed 10,000 changes pulls and applies them
   connections  (d) 5,000 idle subscribers; memory per socket; time to reach all
   limits       (f) this machine's limits only: bare WebSocket echo and SQLite
+  storm        1,000 live clients dropped at once reconnect with jittered backoff
+               while a writer writes; reconnect times, convergence, server memory
 
 FLAGS:
   --url URL              server base URL (default http://127.0.0.1:3000)
@@ -241,6 +322,17 @@ FLAGS:
   --json FILE            also write the report as JSON
   --limits / --no-limits measure this machine's limits in the same run (or not)
   --quiet                no progress lines on stderr
+
+STORM FLAGS (ops are always creates; --changes is the list's size beforehand):
+  --drop kill|term|client  kill: SIGKILL the server and restart it (default);
+                         term: graceful stop and restart; client: the server stays
+                         up and every client drops its TCP connection at once
+  --drop-after SECS      when, into the writing, the sockets drop (default 3)
+  --down SECS            kill/term: how long the server stays down (default 0)
+  --spawn-server PATH    start this server binary (with this environment) and
+                         restart it for the drop; needed by kill and term
+  --server-log FILE      append the spawned server's output to FILE
+  --seed N               seed of the backoff jitter (replays the same waits)
 
 The server's per-client push rate limit (TETHER_MAX_PUSHES_PER_SECOND, 50 by
 default) must be raised for benchmark rates, e.g. TETHER_MAX_PUSHES_PER_SECOND=1000000.
@@ -296,6 +388,19 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Ar
             "--settle" => config.settle = Duration::from_secs_f64(non_negative(&args, i)?),
             "--drain" => config.drain = Duration::from_secs_f64(non_negative(&args, i)?),
             "--json" => config.json = Some(PathBuf::from(value_of(&args, i)?)),
+            "--spawn-server" => config.spawn_server = Some(PathBuf::from(value_of(&args, i)?)),
+            "--server-log" => config.server_log = Some(PathBuf::from(value_of(&args, i)?)),
+            "--seed" => config.seed = Some(number(&args, i)?),
+            "--down" => config.down = Duration::from_secs_f64(non_negative(&args, i)?),
+            "--drop-after" => config.drop_after = Duration::from_secs_f64(non_negative(&args, i)?),
+            "--drop" => {
+                config.drop = match value_of(&args, i)? {
+                    "kill" => DropMode::Kill,
+                    "term" => DropMode::Term,
+                    "client" => DropMode::Client,
+                    other => return Err(bad(flag, other, "`kill`, `term` or `client`")),
+                }
+            }
             "--op" => {
                 config.op = match value_of(&args, i)? {
                     "set" => OpKind::Set,
@@ -397,5 +502,33 @@ mod tests {
             parse_args(["--help".to_string()]).unwrap(),
             Command::Help
         ));
+        assert!(matches!(
+            parse("--drop sideways").unwrap_err(),
+            ArgsError::BadValue { flag, .. } if flag == "--drop"
+        ));
+    }
+
+    #[test]
+    fn storm_defaults_and_flags() {
+        let c = parse("--scenario storm").unwrap();
+        assert_eq!(
+            (c.subscribers, c.op, c.drop),
+            (1_000, OpKind::Create, DropMode::Kill)
+        );
+        assert!(!c.limits && c.spawn_server.is_none() && c.seed.is_none());
+        let c = parse(
+            "--scenario storm --subscribers 50 --drop client --drop-after 1.5 --seed 9 --down 2 \
+             --spawn-server target/release/tether --server-log s.log",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.subscribers, c.drop, c.seed),
+            (50, DropMode::Client, Some(9))
+        );
+        assert_eq!(c.drop_after, Duration::from_millis(1500));
+        assert_eq!(c.down, Duration::from_secs(2));
+        assert_eq!(c.spawn_server, Some(PathBuf::from("target/release/tether")));
+        assert_eq!(c.server_log, Some(PathBuf::from("s.log")));
+        assert!(DropMode::Kill.restarts() && !DropMode::Client.restarts());
     }
 }

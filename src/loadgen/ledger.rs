@@ -157,6 +157,14 @@ impl Ledger {
             .fetch_max(count, Relaxed);
     }
 
+    /// Ops made so far, acknowledged or not.
+    pub fn made_total(&self) -> u64 {
+        self.writers
+            .iter()
+            .map(|w| w.ops.read().unwrap_or_else(|e| e.into_inner()).len() as u64)
+            .sum()
+    }
+
     pub fn acked_total(&self) -> u64 {
         self.writers.iter().map(|w| w.acked.load(Relaxed)).sum()
     }

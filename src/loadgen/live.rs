@@ -104,12 +104,8 @@ pub async fn run(
         ))
     });
     let cpu_before = (config.server_pid.and_then(cpu::seconds), cpu::own_seconds());
-    let start = Instant::now() + Duration::from_millis(20);
-    let window = Window {
-        start,
-        deadline: start + config.duration,
-        flush_by: start + config.duration + config.drain,
-    };
+    let window = Window::from_now(config.duration, config.drain);
+    let start = window.start;
     let tasks: Vec<_> = writers
         .into_iter()
         .map(|w| tokio::spawn(w.run(window, ledger.clone(), shared.clone(), errors.clone())))

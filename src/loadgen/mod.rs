@@ -20,29 +20,37 @@
 //! * [`live`] — a run of writers and subscribers together (scenarios a, b, d).
 //! * [`catchup`] — scenario c: a late client pulls and applies what it missed.
 //! * [`limits`] — scenario f: bare WebSocket and bare SQLite on this machine.
+//! * [`storm`] — the reconnect storm: N clients dropped at once come back with
+//!   the browser's jittered backoff ([`backoff`]), each a [`reconnecting`] client
+//!   with its own replica, while [`control`] restarts the server under them.
 //! * [`scenarios`] — which limits each scenario needs; ratios and targets.
 //! * [`stats`], [`rss`], [`cpu`], [`progress`], [`report`] — measuring and telling.
 //!
 //! [`Replica`]: crate::model::Replica
 
 pub mod api;
+pub mod backoff;
 pub mod catchup;
 pub mod config;
+pub mod control;
 pub mod cpu;
 pub mod ledger;
 pub mod limits;
 pub mod live;
 pub mod progress;
+pub mod reconnecting;
 pub mod report;
 pub mod rss;
 pub mod scenarios;
 pub mod stats;
+pub mod storm;
 pub mod subscribers;
 pub mod writers;
 
 use std::sync::Arc;
 
-pub use config::{parse_args, Command, LoadConfig, OpKind, Scenario, USAGE};
+pub use config::{parse_args, Command, DropMode, LoadConfig, OpKind, Scenario, USAGE};
+pub use control::{Restart, ServerControl};
 pub use report::Report;
 
 use report::{Machine, ServerMemory};
@@ -57,21 +65,14 @@ pub enum LoadError {
     Setup(String),
 }
 
-/// Runs the configured scenario against the server and reports.
-pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
-    let traffic = Arc::new(Traffic::default());
-    let errors = Arc::new(Errors::default());
-    let mut server = config.server_pid.map(|pid| ServerMemory {
-        pid,
-        start: rss::read(pid),
-        ..ServerMemory::default()
-    });
-    let mut report = Report {
+fn empty_report(config: &LoadConfig) -> Report {
+    Report {
         scenario: config.scenario,
         machine: Machine::detect(),
         config: config.clone(),
         run: None,
         catchup: None,
+        storm: None,
         limits: Default::default(),
         errors: Default::default(),
         error_total: 0,
@@ -79,9 +80,24 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
         server: None,
         ratios: Vec::new(),
         targets: Vec::new(),
-    };
+    }
+}
+
+/// Runs the configured scenario against the server and reports.
+pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
+    if config.scenario == Scenario::Storm {
+        return storm_against_configured(config).await;
+    }
+    let traffic = Arc::new(Traffic::default());
+    let errors = Arc::new(Errors::default());
+    let mut server = config.server_pid.map(|pid| ServerMemory {
+        pid,
+        start: rss::read(pid),
+        ..ServerMemory::default()
+    });
+    let mut report = empty_report(config);
     match config.scenario {
-        Scenario::Limits => {}
+        Scenario::Limits | Scenario::Storm => {}
         Scenario::Catchup => {
             check_health(&config.url).await?;
             let c = catchup::run(config, traffic.clone(), &errors)
@@ -103,6 +119,53 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
         report.limits = scenarios::measure_limits(config, &errors).await;
     }
     report.ratios = scenarios::ratios(&report);
+    report.targets = scenarios::targets(&report);
+    report.errors = errors.snapshot();
+    report.error_total = errors.total();
+    report.traffic = traffic.snapshot();
+    Ok(report)
+}
+
+/// The storm against the server the command line names: one `tether-load` starts
+/// itself (`--spawn-server`, so it can restart it), or a running one (then only
+/// the clients can drop their sockets: `--drop client`).
+async fn storm_against_configured(config: &LoadConfig) -> Result<Report, LoadError> {
+    match &config.spawn_server {
+        Some(bin) => {
+            let mut server =
+                control::SpawnedServer::start(bin, config.server_log.as_deref(), &config.url)
+                    .await
+                    .map_err(LoadError::Setup)?;
+            let report = run_storm(config, &mut server).await;
+            server.stop().await;
+            report
+        }
+        None if config.drop.restarts() => Err(LoadError::Setup(format!(
+            "--drop {} restarts the server, so tether-load must start it: \
+             give --spawn-server PATH, or use --drop client",
+            config.drop.name()
+        ))),
+        None => {
+            check_health(&config.url).await?;
+            let mut attached = control::Attached {
+                pid: config.server_pid,
+            };
+            run_storm(config, &mut attached).await
+        }
+    }
+}
+
+/// Runs the reconnect storm against the server `control` drives (also how a test
+/// runs it against an in-process server) and reports.
+pub async fn run_storm<C: ServerControl>(
+    config: &LoadConfig,
+    control: &mut C,
+) -> Result<Report, LoadError> {
+    let traffic = Arc::new(Traffic::default());
+    let errors = Arc::new(Errors::default());
+    let mut report = empty_report(config);
+    let storm = storm::run(config, control, traffic.clone(), errors.clone()).await?;
+    report.storm = Some(storm);
     report.targets = scenarios::targets(&report);
     report.errors = errors.snapshot();
     report.error_total = errors.total();

@@ -11,11 +11,12 @@ use serde::Serialize;
 
 use super::{
     catchup::CatchupReport,
-    config::{LoadConfig, Scenario},
+    config::{DropMode, LoadConfig, Scenario},
     ledger::Delivery,
     limits::Limits,
     rss::Memory,
     stats::{Summary, TrafficReport},
+    storm::{StormReport, BUCKET_MS},
 };
 
 /// The machine a run was measured on.
@@ -167,6 +168,7 @@ pub struct Report {
     pub config: LoadConfig,
     pub run: Option<RunReport>,
     pub catchup: Option<CatchupReport>,
+    pub storm: Option<StormReport>,
     pub limits: Limits,
     pub errors: BTreeMap<String, u64>,
     pub error_total: u64,
@@ -177,13 +179,15 @@ pub struct Report {
 }
 
 impl Report {
-    /// No error of any kind and every acknowledged op delivered to every subscriber.
+    /// No error of any kind and every acknowledged op delivered to every subscriber
+    /// (and, for a storm, every client back and converged).
     pub fn verified(&self) -> bool {
         self.error_total == 0
             && self
                 .run
                 .as_ref()
                 .is_none_or(|r| r.delivery.missing == 0 && r.delivery.duplicates == 0)
+            && self.storm.as_ref().is_none_or(StormReport::verified)
     }
 
     pub fn to_json(&self) -> String {
@@ -315,6 +319,9 @@ impl Report {
                 "over the live socket",
                 format!("{:.1} ms, {}", c.live_total_ms, kb(c.live_bytes)),
             );
+        }
+        if let Some(storm) = &self.storm {
+            storm_section(&mut t, storm, &self.config);
         }
         if let Some(server) = &self.server {
             t.section("server memory");
@@ -451,6 +458,192 @@ impl Report {
             },
         );
         t.0
+    }
+}
+
+/// The storm's part of the table: reconnect times, the attempts over time,
+/// convergence and the server's memory.
+fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
+    t.section("reconnect storm");
+    let how = match s.drop {
+        Some(DropMode::Kill) => "server SIGKILLed and restarted on the same database",
+        Some(DropMode::Term) => "server stopped (close 1001) and restarted on the same database",
+        Some(DropMode::Client) => "server up; every client dropped its TCP connection",
+        None => "?",
+    };
+    t.row(
+        "shape",
+        format!(
+            "{} clients · {how} · {} writer(s) at {} creates/s · seed {}",
+            s.clients,
+            c.writers,
+            number(c.rate),
+            s.seed
+        ),
+    );
+    t.row("first subscribed in", format!("{:.2} s", s.connect_seconds));
+    if let (Some(down), Some(up)) = (s.server_down_ms, s.server_up_ms) {
+        t.row(
+            "server restart",
+            format!("old one gone {down:.0} ms, new one answering {up:.0} ms after the drop"),
+        );
+    }
+    t.row(
+        "back",
+        format!(
+            "{} / {} subscribed again{}",
+            s.back,
+            s.clients,
+            if s.back == s.clients {
+                format!(
+                    ", the last {:.2} s after the drop",
+                    s.reconnect.max_ms / 1000.0
+                )
+            } else {
+                String::new()
+            }
+        ),
+    );
+    t.latency("drop → socket lost (noticed)", &s.detected);
+    t.latency("drop → first reconnect attempt", &s.first_attempt);
+    t.latency("drop → subscribed again (reconnect)", &s.reconnect);
+    t.row(
+        "attempts after the drop",
+        format!(
+            "{} ({} failed) · at most {} by one client · busiest 100 ms: {} ({:.0} % of clients)",
+            s.attempts,
+            s.failed_attempts,
+            s.max_attempts_per_client,
+            s.busiest_bucket_attempts,
+            s.busiest_bucket_attempts as f64 * 100.0 / s.clients.max(1) as f64
+        ),
+    );
+    t.row(
+        "caught up on reconnect",
+        format!(
+            "median {} changes per client (min {}, max {}; {} in all) · resyncs {}",
+            s.caught_up.median, s.caught_up.min, s.caught_up.max, s.caught_up.total, s.resyncs
+        ),
+    );
+    t.row(
+        "writer",
+        format!(
+            "{} ops acknowledged in {} pushes · failed pushes retried: {}",
+            s.acked_ops,
+            s.pushes,
+            if s.push_failures.is_empty() {
+                "none".to_string()
+            } else {
+                s.push_failures
+                    .iter()
+                    .map(|(code, n)| format!("{code} × {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+    );
+    let v = &s.convergence;
+    t.row(
+        "converged",
+        format!(
+            "{} / {} clients equal a fresh pull ({} nodes, cursor {})",
+            v.converged, v.clients, v.nodes, v.final_version
+        ),
+    );
+    t.row(
+        "versions",
+        format!(
+            "{} per client · {} missing · {} repeated · {} unexpected (over all clients)",
+            v.versions, v.missing_versions, v.repeated_versions, v.unexpected_versions
+        ),
+    );
+    let d = &v.delivery;
+    t.row(
+        "acknowledged ops",
+        format!(
+            "{} / {} deliveries · {} missing · {} duplicate · {} unacknowledged",
+            d.delivered, d.expected, d.missing, d.duplicates, v.unacknowledged
+        ),
+    );
+    let show = |n: Option<usize>| n.map_or("?".to_string(), |n| n.to_string());
+    if s.live.connected.is_some() {
+        t.row(
+            "server's live subscribers",
+            format!(
+                "{} connected → {} after the storm → {} after leaving",
+                show(s.live.connected),
+                show(s.live.after_storm),
+                show(s.live.after_leave)
+            ),
+        );
+    }
+
+    if !s.timeline.is_empty() {
+        t.section(&format!(
+            "attempts (█) and subscribed (count) per {BUCKET_MS} ms after the drop"
+        ));
+        // At most 60 rows: long storms are shown in wider slices.
+        let per_row = s.timeline.len().div_ceil(60);
+        let rows: Vec<(u64, u64, u64)> = s
+            .timeline
+            .chunks(per_row)
+            .map(|chunk| {
+                (
+                    chunk[0].from_ms,
+                    chunk.iter().map(|b| b.attempts).sum(),
+                    chunk.iter().map(|b| b.subscribed).sum(),
+                )
+            })
+            .collect();
+        let widest = rows.iter().map(|r| r.1).max().unwrap_or(1).max(1);
+        for (from_ms, attempts, subscribed) in rows {
+            let bar = "█".repeat(((attempts * 40).div_ceil(widest)) as usize);
+            let _ = writeln!(
+                t.0,
+                "  {:>5.1} s {bar:<40} {attempts:>5} attempts {subscribed:>5} subscribed",
+                from_ms as f64 / 1000.0
+            );
+        }
+    }
+
+    let m = &s.memory;
+    if m.idle.is_some() {
+        t.section("server memory over the storm (VmRSS)");
+        let mib = |kb: u64| format!("{:.1} MiB", kb as f64 / 1024.0);
+        let show = |m: &Option<Memory>| m.map_or("?".into(), |m| mib(m.rss_kb));
+        let idle = m.idle.map(|m| m.rss_kb);
+        let versus = |m: &Option<Memory>| match (m, idle) {
+            (Some(m), Some(idle)) => format!(
+                "{} ({:+.1} MiB vs idle)",
+                mib(m.rss_kb),
+                (m.rss_kb as f64 - idle as f64) / 1024.0
+            ),
+            _ => show(m),
+        };
+        t.row("idle (before any client)", show(&m.idle));
+        t.row(
+            &format!("{} clients following", s.clients),
+            format!(
+                "{}{}",
+                versus(&m.connected),
+                m.per_client_kb
+                    .map(|k| format!(", {k:.1} KiB per client"))
+                    .unwrap_or_default()
+            ),
+        );
+        if m.restarted.is_some() {
+            t.row("restarted server, on answering", show(&m.restarted));
+        }
+        t.row(
+            "storm peak (sampled / VmHWM)",
+            format!(
+                "{} / {}",
+                m.storm_peak_kb.map_or("?".into(), mib),
+                m.storm_hwm_kb.map_or("?".into(), mib)
+            ),
+        );
+        t.row("settled, clients still following", versus(&m.settled));
+        t.row("after every client left", versus(&m.after_leave));
     }
 }
 

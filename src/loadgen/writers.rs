@@ -56,6 +56,19 @@ pub struct Window {
     pub flush_by: Instant,
 }
 
+impl Window {
+    /// Writing for `duration` from a moment from now (so every writer task is
+    /// spawned before the first op), then `drain` more to empty the outboxes.
+    pub fn from_now(duration: Duration, drain: Duration) -> Window {
+        let start = Instant::now() + Duration::from_millis(20);
+        Window {
+            start,
+            deadline: start + duration,
+            flush_by: start + duration + drain,
+        }
+    }
+}
+
 pub struct Writer {
     plan: WriterPlan,
     api: Api,
