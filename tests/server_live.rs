@@ -427,3 +427,102 @@ async fn subscriber_limits_per_list_and_per_client() {
     );
     server.stop().await;
 }
+
+/// Reads `changes` messages as sent (their size too) until one reaches `cursor`,
+/// or until `subscribed`; answers (bytes, versions, cursor, more) per message.
+async fn raw_changes(live: &mut Live, cursor: Option<u64>) -> Vec<(usize, Vec<u64>, u64, bool)> {
+    let mut messages = Vec::new();
+    loop {
+        let text = match within("a live message", live.ws.next()).await {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("unexpected {other:?}"),
+        };
+        match serde_json::from_str(text.as_str()).unwrap() {
+            ServerMessage::Changes {
+                changes,
+                cursor: at,
+                more,
+                ..
+            } => {
+                messages.push((text.len(), versions(&changes), at, more));
+                if Some(at) == cursor {
+                    return messages;
+                }
+            }
+            ServerMessage::Subscribed { .. } if cursor.is_none() => return messages,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Checks the messages of one run: each within the bound, `more` on all but the
+/// last, each cursor its own last version except the last's; answers the versions.
+fn bounded_run(messages: &[(usize, Vec<u64>, u64, bool)], last_cursor: u64) -> Vec<u64> {
+    let bound = tether::server::outgoing::MAX_MESSAGE_BYTES;
+    assert!(messages.len() > 1, "a large run comes in several messages");
+    let mut all = Vec::new();
+    for (i, (bytes, versions, cursor, more)) in messages.iter().enumerate() {
+        assert!(
+            *bytes <= bound,
+            "message {i} is {bytes} bytes, over {bound}"
+        );
+        if i + 1 == messages.len() {
+            assert_eq!((*cursor, *more), (last_cursor, false));
+        } else {
+            assert_eq!((*cursor, *more), (*versions.last().unwrap(), true));
+        }
+        all.extend(versions);
+    }
+    all
+}
+
+#[tokio::test]
+async fn large_catch_ups_and_large_commits_come_in_bounded_messages() {
+    // A socket keeps a buffer as large as the largest message it was sent, so a
+    // subscriber must never be sent one message of a whole page or a whole batch.
+    let server = TestServer::start().await;
+    let api = &server.api;
+    let mut writer = Author::new(Uid::new());
+    let list = writer.list();
+    writer.create_list("Long");
+    let long_title = "a long title ".repeat(70).trim_end().to_string(); // about 900 bytes
+    for i in 0..300 {
+        writer.add_todo(&format!("{i} {long_title}"));
+    }
+    writer.flush(api, 1000).await;
+    let stored = api.pull_all(list, 0, None).await;
+    let stored_versions: Vec<u64> = stored.iter().map(|c| c.version).collect();
+
+    let mut live = Live::connect(server.addr()).await;
+    live.send(&ClientMessage::Subscribe {
+        list,
+        after: 0,
+        client: None,
+    })
+    .await;
+    let catch_up = raw_changes(&mut live, None).await;
+    assert_eq!(
+        bounded_run(&catch_up, *stored_versions.last().unwrap()),
+        stored_versions,
+        "the catch-up: every change once, in order"
+    );
+
+    // One commit of 200 long todos, live.
+    let fresh: Vec<Uid> = (0..200)
+        .map(|i| writer.add_todo(&format!("live {i} {long_title}")))
+        .collect();
+    let ack = writer.flush(api, 1000).await.pop().unwrap();
+    let commit = raw_changes(&mut live, Some(ack.version)).await;
+    let live_versions = bounded_run(&commit, ack.version);
+    let pulled = api
+        .pull_all(list, *stored_versions.last().unwrap(), None)
+        .await;
+    assert_eq!(
+        live_versions,
+        versions(&pulled),
+        "the commit: every change once"
+    );
+    assert_eq!(pulled.len(), fresh.len());
+    server.stop().await;
+}

@@ -103,6 +103,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         shutdown: shutdown_rx.clone(),
     };
 
+    super::memory::spawn_trimmer(state.hub.clone(), shutdown_rx.clone());
     let app = router(state.clone());
     let mut stop = shutdown_rx;
     let serve = tokio::spawn(async move {

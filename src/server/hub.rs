@@ -1,21 +1,26 @@
 //! Per-list fan-out of committed changes to live subscribers.
 //!
 //! Each list with at least one subscriber has a bounded tokio broadcast channel. The
-//! writer publishes a list's changes once per commit; the message is serialised once
-//! and the same bytes go to every subscriber. A subscriber that falls more than the
+//! writer publishes a list's changes once per commit; the messages are serialised
+//! once (several if the commit is large, see [`super::outgoing`]) and the same bytes
+//! go to every subscriber. A subscriber that falls more than the
 //! channel's capacity behind gets `Lagged` from the channel and is told to re-pull
 //! (see [`super::live`]) — it never silently misses a change.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, Mutex,
+    },
 };
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
+use super::outgoing;
 use crate::model::{
-    wire::{Change, ServerMessage, SyncError},
+    wire::{Change, SyncError},
     Uid,
 };
 
@@ -25,13 +30,15 @@ pub struct Published {
     pub first_version: u64,
     pub last_version: u64,
     pub changes: Vec<Change>,
-    /// The `changes` message as JSON, serialised once; clones share the bytes.
-    pub json: Utf8Bytes,
+    /// The `changes` messages as JSON, serialised once; clones share the bytes.
+    pub messages: Vec<Utf8Bytes>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Hub {
     inner: Arc<Mutex<HashMap<Uid, ListChannel>>>,
+    /// Subscriptions ended so far (see [`super::memory`]).
+    departures: Arc<AtomicU64>,
     capacity: usize,
     max_per_list: usize,
 }
@@ -54,6 +61,7 @@ impl Hub {
     pub fn new(capacity: usize, max_per_list: usize) -> Hub {
         Hub {
             inner: Arc::default(),
+            departures: Arc::default(),
             capacity: capacity.max(1),
             max_per_list,
         }
@@ -89,28 +97,30 @@ impl Hub {
         let Some(tx) = self.lock().get(&list).map(|c| c.tx.clone()) else {
             return;
         };
-        let message = ServerMessage::Changes {
+        let messages = outgoing::changes_messages(
             list,
-            changes,
-            cursor: last_version,
-            more: false,
-        };
-        let json = Utf8Bytes::from(serde_json::to_string(&message).unwrap_or_default());
-        let ServerMessage::Changes { changes, .. } = message else {
-            return;
-        };
+            &changes,
+            last_version,
+            false,
+            outgoing::MAX_MESSAGE_BYTES,
+        );
         // Err only means nobody is listening right now.
         let _ = tx.send(Arc::new(Published {
             first_version,
             last_version,
             changes,
-            json,
+            messages,
         }));
     }
 
     /// Live subscribers of `list` (for tests and metrics).
     pub fn subscribers(&self, list: Uid) -> usize {
         self.lock().get(&list).map_or(0, |c| c.subscribers)
+    }
+
+    /// Subscriptions ended since the hub began.
+    pub fn departures(&self) -> u64 {
+        self.departures.load(Relaxed)
     }
 
     /// Lists with at least one subscriber.
@@ -126,6 +136,7 @@ impl Hub {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        self.hub.departures.fetch_add(1, Relaxed);
         let mut lists = self.hub.lock();
         if let Some(channel) = lists.get_mut(&self.list) {
             channel.subscribers = channel.subscribers.saturating_sub(1);

@@ -9,7 +9,7 @@
 //! subscribes again. The server pings every `heartbeat_secs` and drops a peer that
 //! stays silent for two intervals; on shutdown every socket gets a clean close.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::{
@@ -21,7 +21,7 @@ use axum::{
 use futures::{SinkExt, StreamExt};
 use tokio::{sync::broadcast::error::RecvError, time::Instant};
 
-use super::{hub::Published, sync, AppState};
+use super::{hub::Published, outgoing, sync, AppState};
 use crate::model::{
     wire::{ClientMessage, ServerMessage, SyncError},
     Uid,
@@ -133,17 +133,14 @@ async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
         };
         sent = page.cursor;
         let more = page.more;
-        if !page.changes.is_empty() {
-            send_json(
-                &mut tx,
-                &ServerMessage::Changes {
-                    list,
-                    changes: page.changes,
-                    cursor: page.cursor,
-                    more,
-                },
-            )
-            .await?;
+        for message in outgoing::changes_messages(
+            list,
+            &page.changes,
+            page.cursor,
+            more,
+            outgoing::MAX_MESSAGE_BYTES,
+        ) {
+            send(&mut tx, Message::Text(message)).await?;
         }
         if !more {
             break;
@@ -160,10 +157,10 @@ async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
         tokio::select! {
             published = subscription.rx.recv() => match published {
                 Ok(published) => {
-                    if let Some(message) = forward(list, &published, sent) {
-                        send(&mut tx, message).await?;
-                        sent = published.last_version;
+                    for message in forward(list, &published, sent) {
+                        send(&mut tx, Message::Text(message)).await?;
                     }
+                    sent = sent.max(published.last_version);
                 }
                 Err(RecvError::Lagged(missed)) => {
                     let _ = send_json(&mut tx, &ServerMessage::Resync {
@@ -221,27 +218,21 @@ fn decode(text: &str, max_depth: usize) -> Result<ClientMessage, SyncError> {
     })
 }
 
-/// The message that brings a subscriber at `sent` up to date with `published`, or
-/// `None` if it already has all of it (from the catch-up).
-fn forward(list: Uid, published: &Arc<Published>, sent: u64) -> Option<Message> {
+/// The messages that bring a subscriber at `sent` up to date with `published`:
+/// none if it already has all of it (from the catch-up).
+fn forward(list: Uid, published: &Published, sent: u64) -> Vec<Utf8Bytes> {
     if published.last_version <= sent {
-        None
+        Vec::new()
     } else if published.first_version > sent {
-        Some(Message::Text(published.json.clone()))
+        published.messages.clone()
     } else {
-        let changes = published
-            .changes
-            .iter()
-            .filter(|c| c.version > sent)
-            .cloned()
-            .collect();
-        let json = serde_json::to_string(&ServerMessage::Changes {
+        let unsent = published.changes.partition_point(|c| c.version <= sent);
+        outgoing::changes_messages(
             list,
-            changes,
-            cursor: published.last_version,
-            more: false,
-        })
-        .ok()?;
-        Some(Message::Text(json.into()))
+            &published.changes[unsent..],
+            published.last_version,
+            false,
+            outgoing::MAX_MESSAGE_BYTES,
+        )
     }
 }

@@ -9,6 +9,8 @@
 //! * [`sync`] — the single writer: validates, merges and commits pushed batches.
 //! * [`hub`] — per-list fan-out of committed changes.
 //! * [`live`] — the WebSocket route that follows a list.
+//! * [`outgoing`] — `changes` messages of bounded size for it.
+//! * [`memory`] — freed memory back to the kernel after sockets close.
 //! * [`http`] — the router, middleware, `/healthz`, start and graceful shutdown.
 
 pub mod config;
@@ -17,6 +19,8 @@ pub mod http;
 pub mod hub;
 pub mod limiter;
 pub mod live;
+pub mod memory;
+pub mod outgoing;
 pub mod sync;
 
 use std::sync::Arc;
