@@ -54,6 +54,8 @@ pub(crate) struct SocketHandles {
     pub _on_open: Closure<dyn FnMut()>,
     pub _on_message: Closure<dyn FnMut(MessageEvent)>,
     pub _on_close: Closure<dyn FnMut(web_sys::CloseEvent)>,
+    /// Changes of a run of messages not applied yet (see `transport::gather`).
+    pub incoming: Vec<crate::model::wire::Change>,
 }
 
 pub(crate) struct ChannelHandles {

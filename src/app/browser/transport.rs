@@ -17,7 +17,10 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 use super::{with_handles, Session};
 use crate::{
     app::{api, sync_client::SyncClient},
-    model::wire::{ClientMessage, ServerMessage, SyncError},
+    model::{
+        wire::{Change, ClientMessage, ServerMessage, SyncError},
+        Uid,
+    },
 };
 
 /// Ops pushed in one request at most.
@@ -288,14 +291,40 @@ pub fn connect(client: &SyncClient) {
             _on_open: on_open,
             _on_message: on_message,
             _on_close: on_close,
+            incoming: Vec::new(),
         });
     });
+}
+
+/// Changes applied (and rendered) together at most, from a run of `changes`
+/// messages.
+const APPLY_AT_ONCE: usize = 1_000;
+
+/// Gathers the messages of a run (a catch-up, a large commit: `more: true` on all
+/// but the last) so they are applied together, [`APPLY_AT_ONCE`] at a time. The
+/// server sends runs in messages of at most 16 KiB, about 30 changes, and applying
+/// and rendering each alone made a 10,000-change catch-up three times slower
+/// (docs/BENCHMARKS.md). Gathered changes live with their socket: if it closes
+/// first they are dropped unapplied, the cursor has not moved past them, and the
+/// server sends them again on the next subscribe.
+fn gather(list: Uid, changes: Vec<Change>, more: bool) -> Option<Vec<Change>> {
+    with_handles(list, |h| match h.socket.as_mut() {
+        Some(socket) => {
+            socket.incoming.extend(changes);
+            (!more || socket.incoming.len() >= APPLY_AT_ONCE)
+                .then(|| std::mem::take(&mut socket.incoming))
+        }
+        None => Some(changes),
+    })
 }
 
 fn on_server_message(client: &SyncClient, message: ServerMessage) {
     let session = client.session();
     match message {
         ServerMessage::Changes { changes, more, .. } => {
+            let Some(changes) = gather(client.list(), changes, more) else {
+                return;
+            };
             client.apply_remote(&changes, super::now());
             super::schedule_save(client);
             if !more && session.socket_open.load(Ordering::SeqCst) {
