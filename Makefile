@@ -57,8 +57,13 @@ node-modules:
 
 # ---- run ----------------------------------------------------------------------------
 
+# --precompress writes .br (brotli 11) beside the wasm, js and css, which the server
+# sends to browsers that accept br (leptos_axum's file handler): 343 KB for the wasm
+# instead of 430 KB compressed on the fly. Its .gz files are dropped: they are larger
+# than what the server's own gzip makes (docs/BENCHMARKS.md, "bundle").
 build-release: setup
-	cargo leptos build --release
+	cargo leptos build --release --precompress
+	rm -f target/site/pkg/*.gz
 
 run: build-release
 	@echo "Tether: http://127.0.0.1:3000 (database: ./data/tether.db; Ctrl-C stops)"

@@ -15,7 +15,12 @@ target_kb=200
 
 size() { wc -c <"$1" | tr -d ' '; }
 gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
-br() { if command -v brotli >/dev/null; then brotli -q 11 -c "$1" | wc -c | tr -d ' '; else echo null; fi; }
+# The .br that `make build-release` writes (what browsers are sent), else the brotli CLI.
+br() {
+  if [ -f "$1.br" ]; then size "$1.br"
+  elif command -v brotli >/dev/null; then brotli -q 11 -c "$1" | wc -c | tr -d ' '
+  else echo null; fi
+}
 
 printf '%-14s %12s %12s %12s\n' file raw gzip brotli
 total_raw=0 total_gz=0 json=

@@ -213,3 +213,45 @@ async fn a_bad_configuration_stops_the_binary_with_the_key_named() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("database"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_bundle_goes_out_precompressed_to_browsers_that_take_brotli() {
+    // `make build-release` writes tether.wasm.br beside tether.wasm; a browser that
+    // accepts br gets those bytes as they are, others get gzip made on the fly,
+    // and a client that accepts nothing gets the file itself.
+    let dir = TempDir::new();
+    let pkg = dir.path().join("site/pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let wasm: Vec<u8> = (0..64 * 1024).map(|i| (i % 7) as u8).collect();
+    let brotli = b"stands in for the brotli-11 bytes".to_vec();
+    std::fs::write(pkg.join("tether.wasm"), &wasm).unwrap();
+    std::fs::write(pkg.join("tether.wasm.br"), &brotli).unwrap();
+    let server = TestServer::start_config(config(dir.path())).await;
+    let url = format!("http://{}/pkg/tether.wasm", server.addr());
+    let http = reqwest::Client::new();
+    let fetch = |accept: &'static str| {
+        let request = http.get(&url).header("accept-encoding", accept);
+        async move {
+            let response = within("a static file", request.send()).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let encoding = response
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_string());
+            (encoding, response.bytes().await.unwrap().to_vec())
+        }
+    };
+
+    let (encoding, body) = fetch("gzip, deflate, br, zstd").await;
+    assert_eq!(encoding.as_deref(), Some("br"));
+    assert_eq!(body, brotli, "the precompressed file, not compressed again");
+
+    let (encoding, body) = fetch("gzip").await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(body.len() < wasm.len() / 10, "compressed on the fly");
+
+    let (encoding, body) = fetch("identity").await;
+    assert_eq!(encoding, None);
+    assert_eq!(body, wasm);
+    server.stop().await;
+}
