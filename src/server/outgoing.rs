@@ -13,6 +13,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::model::{wire::Change, Uid};
 
@@ -25,13 +26,14 @@ use crate::model::{wire::Change, Uid};
 /// (`app::browser::transport`), so the number of messages costs them little.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
-/// `ServerMessage::Changes` over borrowed changes, so that a run is serialised
-/// without copying it. The tests hold it to the enum's own JSON, byte for byte.
+/// `ServerMessage::Changes` over changes already encoded, so that each change is
+/// serialised once however the run is cut. The tests hold it to the enum's own
+/// JSON, byte for byte.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "changes")]
 struct ChangesMessage<'a> {
     list: Uid,
-    changes: &'a [Change],
+    changes: &'a [Box<RawValue>],
     cursor: u64,
     more: bool,
 }
@@ -53,34 +55,38 @@ pub fn changes_messages(
     more: bool,
     max_bytes: usize,
 ) -> Vec<Utf8Bytes> {
-    let message = |changes, cursor, more| ChangesMessage {
-        list,
-        changes,
-        cursor,
-        more,
+    let message = |changes, cursor, more| {
+        ChangesMessage {
+            list,
+            changes,
+            cursor,
+            more,
+        }
+        .to_json()
     };
-    if changes.is_empty() {
+    // A change is plain data (string keys only), so encoding cannot fail; if it
+    // ever did, the socket's task would end and its client resume from its cursor,
+    // rather than a change being skipped.
+    let encoded: Vec<Box<RawValue>> = changes
+        .iter()
+        .map(|change| serde_json::value::to_raw_value(change).expect("a change encodes"))
+        .collect();
+    if encoded.is_empty() {
         return Vec::new();
     }
-    // The common case, a small commit or page, costs one serialisation.
-    let whole = message(changes, cursor, more).to_json();
-    if whole.len() <= max_bytes || changes.len() == 1 {
-        return vec![whole];
-    }
     // The envelope around the changes: everything but their own JSON and commas.
-    let envelope = message(&[], u64::MAX, false).to_json().len();
+    let envelope = message(&[], u64::MAX, false).len();
     let mut messages = Vec::new();
     let (mut start, mut bytes) = (0, envelope);
-    for (i, change) in changes.iter().enumerate() {
-        let size = serde_json::to_string(change).map_or(0, |json| json.len()) + 1;
+    for (i, change) in encoded.iter().enumerate() {
+        let size = change.get().len() + 1;
         if i > start && bytes + size > max_bytes {
-            let run = &changes[start..i];
-            messages.push(message(run, run[run.len() - 1].version, true).to_json());
+            messages.push(message(&encoded[start..i], changes[i - 1].version, true));
             (start, bytes) = (i, envelope);
         }
         bytes += size;
     }
-    messages.push(message(&changes[start..], cursor, more).to_json());
+    messages.push(message(&encoded[start..], cursor, more));
     messages
 }
 
