@@ -38,7 +38,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{binary, within, Api, Failure, Rng, TempDir, TIMEOUT};
+use common::{binary, merge_ops, within, Api, Failure, Rng, TempDir, TIMEOUT};
 use serde_json::json;
 use sqlx::{sqlite::SqliteConnectOptions, ConnectOptions, Row};
 use tether::model::{
@@ -303,18 +303,6 @@ async fn disk_seqs(db: &Path, scratch: &Path) -> HashMap<String, u64> {
         .collect();
     drop(conn);
     seqs
-}
-
-/// Every node's ops merged by the sync module itself.
-fn merge_ops<'a>(ops: impl IntoIterator<Item = &'a Op>) -> BTreeMap<Uid, Node> {
-    let mut nodes = BTreeMap::new();
-    for op in ops {
-        nodes
-            .entry(op.node())
-            .or_insert_with(|| Node::new(op.node()))
-            .merge(&op.to_delta());
-    }
-    nodes
 }
 
 /// Asserts that `op`'s write is in `node`: each register it wrote holds its stamp

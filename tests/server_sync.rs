@@ -15,22 +15,9 @@ use std::{
     },
 };
 
-use common::{versions, within, Author, TestServer};
+use common::{merge_ops, versions, within, Author, TestServer};
 use serde_json::json;
 use tether::model::{wall_clock_ms, Node, Op, PushRequest, Uid};
-
-/// The state every replica must reach: each node's ops merged by the sync module
-/// itself (the order does not matter; that is what the model's own tests prove).
-fn merge_ops<'a>(ops: impl IntoIterator<Item = &'a Op>) -> BTreeMap<Uid, Node> {
-    let mut nodes = BTreeMap::new();
-    for op in ops {
-        nodes
-            .entry(op.node())
-            .or_insert_with(|| Node::new(op.node()))
-            .merge(&op.to_delta());
-    }
-    nodes
-}
 
 #[tokio::test]
 async fn push_then_pull_round_trips_and_a_resend_is_applied_once() {

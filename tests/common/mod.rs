@@ -35,6 +35,19 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
+/// The state every replica must reach: each node's ops merged by the sync module
+/// itself (the order does not matter; that is what the model's own tests prove).
+pub fn merge_ops<'a>(ops: impl IntoIterator<Item = &'a Op>) -> BTreeMap<Uid, Node> {
+    let mut nodes = BTreeMap::new();
+    for op in ops {
+        nodes
+            .entry(op.node())
+            .or_insert_with(|| Node::new(op.node()))
+            .merge(&op.to_delta());
+    }
+    nodes
+}
+
 /// How long any single network step may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
