@@ -32,6 +32,7 @@ use super::{
     hub::Hub,
     limiter::{self, Limiter},
     live,
+    memory::Trimmer,
     sync::Writer,
     AppState,
 };
@@ -99,11 +100,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config: Arc::new(config),
         db,
         writer,
+        trimmer: Trimmer::spawn(hub.clone(), shutdown_rx.clone()),
         hub,
         shutdown: shutdown_rx.clone(),
     };
 
-    super::memory::spawn_trimmer(state.hub.clone(), shutdown_rx.clone());
     let app = router(state.clone());
     let mut stop = shutdown_rx;
     let serve = tokio::spawn(async move {

@@ -9,7 +9,13 @@
 //! closing has stopped for a tick (one call per crowd, not one per socket), on a
 //! blocking thread. Other allocators and platforms: nothing to do here.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+    time::Duration,
+};
 
 use tokio::{sync::watch, time::MissedTickBehavior};
 
@@ -18,23 +24,40 @@ use super::hub::Hub;
 /// How often the trimmer looks, and how long departures must pause before it trims.
 const TICK: Duration = Duration::from_secs(1);
 
-/// Watches `hub` until `shutdown` and trims after each wave of departures.
-pub fn spawn_trimmer(hub: Hub, mut shutdown: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(TICK);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut wave = Wave::new(hub.departures());
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = shutdown.wait_for(|stopping| *stopping) => return,
+/// The trimmer of one server: how many times it has handed memory back.
+#[derive(Clone, Debug, Default)]
+pub struct Trimmer {
+    trims: Arc<AtomicU64>,
+}
+
+impl Trimmer {
+    /// Watches `hub` until `shutdown` and trims after each wave of departures.
+    pub fn spawn(hub: Hub, mut shutdown: watch::Receiver<bool>) -> Trimmer {
+        let trimmer = Trimmer::default();
+        let trims = trimmer.trims.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(TICK);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            let mut wave = Wave::new(hub.departures());
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = shutdown.wait_for(|stopping| *stopping) => return,
+                }
+                if wave.should_trim(hub.departures()) {
+                    let released = tokio::task::spawn_blocking(release_free_memory).await;
+                    trims.fetch_add(1, Relaxed);
+                    tracing::debug!(?released, "freed memory returned after sockets closed");
+                }
             }
-            if wave.should_trim(hub.departures()) {
-                let released = tokio::task::spawn_blocking(release_free_memory).await;
-                tracing::debug!(?released, "freed memory returned after sockets closed");
-            }
-        }
-    });
+        });
+        trimmer
+    }
+
+    /// Trims so far (for tests and metrics).
+    pub fn trims(&self) -> u64 {
+        self.trims.load(Relaxed)
+    }
 }
 
 /// When to trim, from the count of departed subscribers seen at each tick.
@@ -95,15 +118,5 @@ mod tests {
         assert!(!wave.should_trim(1_000), "once per wave");
         assert!(!wave.should_trim(1_001), "a new departure");
         assert!(wave.should_trim(1_001), "and its pause");
-    }
-
-    #[test]
-    fn trimming_is_safe_to_call_at_any_time() {
-        // Whatever it returns (nothing may be free), the heap stays usable.
-        let before: Vec<Vec<u8>> = (0..1_000).map(|i| vec![1; 1_000 + i]).collect();
-        drop(before);
-        let _ = release_free_memory();
-        let after: Vec<u8> = vec![2; 100_000];
-        assert!(after.iter().all(|&b| b == 2));
     }
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub writer: sync::Writer,
     pub hub: hub::Hub,
     pub limiter: limiter::Limiter,
+    /// Hands freed memory back to the kernel after sockets close.
+    pub trimmer: memory::Trimmer,
     /// Flips to `true` when the server starts shutting down; live sockets watch it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
