@@ -112,6 +112,39 @@ test("offline edits converge with concurrent edits from another browser, nothing
   await fresh.context().close();
 });
 
+test("a catch-up too large for one live message arrives whole, in order, once", async ({ page: a, browser }) => {
+  // The server sends a run of changes in messages of at most 16 KiB (`more: true`
+  // on all but the last); the tab gathers them and applies the run at once.
+  const id = await openList(a);
+  await addTodos(a, "first");
+  await settled(a);
+  let pieces = 0;
+  a.on("websocket", (ws) =>
+    ws.on("framereceived", (f) => {
+      const text = String(f.payload);
+      if (text.includes('"type":"changes"') && text.includes('"more":true')) pieces += 1;
+    }),
+  );
+  await a.context().setOffline(true);
+  await expect(a.locator(".status")).toHaveAttribute("data-state", "offline");
+
+  // Meanwhile another browser adds 40 todos of ~600 characters: ~35 KB of changes.
+  const ctxB = await browser.newContext();
+  const b = await ctxB.newPage();
+  await openList(b, id);
+  const long = (i: number) => `item ${i} ${"lorem ipsum ".repeat(50).trim()}`;
+  const added = Array.from({ length: 40 }, (_, i) => long(i));
+  await addTodos(b, ...added);
+  await settled(b);
+
+  await a.context().setOffline(false);
+  await settled(a);
+  await expect(titles(a)).toHaveText(["first", ...added]);
+  expect(pieces, "the catch-up came in several messages").toBeGreaterThan(0);
+  await expect.poll(() => snapshot(a)).toEqual(await snapshot(b));
+  await ctxB.close();
+});
+
 test("a tab closed while offline with pending edits pushes them when reopened online", async ({ browser }) => {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
