@@ -24,6 +24,7 @@ pub mod op;
 pub mod order;
 pub mod registry;
 pub mod replica;
+mod tagged;
 pub mod uid;
 pub mod wire;
 

@@ -19,7 +19,7 @@
 //! {"client": "6f1c…", "seq": 4, "stamp": "…", "op": "delete", "node": "0b7f…"}
 //! ```
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::clock::Stamp;
 use super::node::{Node, Position, Register};
@@ -27,8 +27,8 @@ use super::order::OrderKey;
 use super::registry::{Fields, Value};
 use super::uid::{ClientId, Uid};
 
-/// One write, with its envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One write, with its envelope. Decoded in one pass (`super::tagged`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Op {
     pub client: ClientId,
     pub seq: u64,
@@ -37,8 +37,8 @@ pub struct Op {
     pub action: Action,
 }
 
-/// What an op writes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What an op writes. Decoded in one pass (`super::tagged`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Action {
     /// A new node of `kind` under `parent` (`None` only for the list node itself),
@@ -64,6 +64,60 @@ pub enum Action {
         parent: Option<Uid>,
         order: OrderKey,
     },
+}
+
+/// The action a tag names, its fields taken from `slots` (of [`Op`] or [`Action`]).
+macro_rules! action_from {
+    ($tag:expr, $slots:ident) => {
+        match $tag {
+            "create" => Action::Create {
+                node: $slots.node()?,
+                kind: $slots.kind()?,
+                parent: $slots.parent()?,
+                order: $slots.order()?,
+                fields: $slots.fields()?,
+            },
+            "set" => Action::Set {
+                node: $slots.node()?,
+                field: $slots.field()?,
+                value: $slots.value()?,
+            },
+            "delete" => Action::Delete {
+                node: $slots.node()?,
+            },
+            "move" => Action::Move {
+                node: $slots.node()?,
+                parent: $slots.parent()?,
+                order: $slots.order()?,
+            },
+            other => return $slots.unknown(other, &["create", "set", "delete", "move"]),
+        }
+    };
+}
+
+super::tagged::tagged_deserialize! {
+    Op, tag = "op", expecting = "an op",
+    required {
+        client: ClientId, seq: u64, stamp: Stamp,
+        node: Uid, kind: String, order: OrderKey, fields: Fields, field: String, value: Value,
+    }
+    optional { parent: Uid }
+    build |tag, slots| {
+        let action = action_from!(tag, slots);
+        Ok(Op {
+            client: slots.client()?,
+            seq: slots.seq()?,
+            stamp: slots.stamp()?,
+            action,
+        })
+    }
+}
+
+super::tagged::tagged_deserialize! {
+    Action, tag = "op", expecting = "an op's action",
+    required { node: Uid, kind: String, order: OrderKey, fields: Fields, field: String, value: Value }
+    optional { parent: Uid }
+    build |tag, slots| Ok(action_from!(tag, slots))
 }
 
 impl Action {

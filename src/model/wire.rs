@@ -118,8 +118,8 @@ pub struct PullPage {
     pub server_time_ms: u64,
 }
 
-/// What a client sends over the live socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a client sends over the live socket. Decoded in one pass (`super::tagged`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Stream the list's changes after version `after`. `client` (optional) is the
@@ -138,8 +138,8 @@ pub enum ClientMessage {
     },
 }
 
-/// What the server sends over the live socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the server sends over the live socket. Decoded in one pass (`super::tagged`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The subscription is live from `cursor` on.
@@ -171,8 +171,8 @@ pub enum ServerMessage {
     },
 }
 
-/// Every error of the protocol.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+/// Every error of the protocol. Decoded in one pass (`super::tagged`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum SyncError {
     #[error("malformed request: {detail}")]
@@ -245,6 +245,139 @@ pub enum SyncError {
     #[error("internal server error")]
     Internal,
 }
+
+super::tagged::tagged_deserialize! {
+    ClientMessage, tag = "type", expecting = "a client message",
+    required { list: Uid, after: u64, nonce: u64 }
+    optional { client: ClientId }
+    build |tag, slots| match tag {
+        "subscribe" => Ok(ClientMessage::Subscribe {
+            list: slots.list()?,
+            after: slots.after()?,
+            client: slots.client()?,
+        }),
+        "ping" => Ok(ClientMessage::Ping { nonce: slots.nonce()? }),
+        "pong" => Ok(ClientMessage::Pong { nonce: slots.nonce()? }),
+        other => slots.unknown(other, &["subscribe", "ping", "pong"]),
+    }
+}
+
+super::tagged::tagged_deserialize! {
+    ServerMessage, tag = "type", expecting = "a server message",
+    required {
+        list: Uid, cursor: u64, changes: Vec<Change>, more: bool, after: u64, reason: String,
+        nonce: u64, error: SyncError,
+    }
+    optional {}
+    build |tag, slots| match tag {
+        "subscribed" => Ok(ServerMessage::Subscribed {
+            list: slots.list()?,
+            cursor: slots.cursor()?,
+        }),
+        "changes" => Ok(ServerMessage::Changes {
+            list: slots.list()?,
+            changes: slots.changes()?,
+            cursor: slots.cursor()?,
+            more: slots.more()?,
+        }),
+        "resync" => Ok(ServerMessage::Resync {
+            list: slots.list()?,
+            after: slots.after()?,
+            reason: slots.reason()?,
+        }),
+        "ping" => Ok(ServerMessage::Ping { nonce: slots.nonce()? }),
+        "pong" => Ok(ServerMessage::Pong { nonce: slots.nonce()? }),
+        "error" => Ok(ServerMessage::Error { error: slots.error()? }),
+        other => slots.unknown(other, &["subscribed", "changes", "resync", "ping", "pong", "error"]),
+    }
+}
+
+super::tagged::tagged_deserialize! {
+    SyncError, tag = "code", expecting = "a sync error",
+    required {
+        detail: String, value: String, count: usize, max: usize, bytes: usize, node: Uid,
+        field: String, seq: u64, reason: String, stamp_ms: u64, server_ms: u64,
+        max_skew_ms: u64, kind: String, expected: String, rule: String, parent: Uid,
+        existing: String, requested: String, retry_after_ms: u64,
+    }
+    optional { parent_kind: String }
+    build |tag, slots| {
+        use SyncError::*;
+        let s = &mut slots;
+        Ok(match tag {
+            "malformed_request" => MalformedRequest { detail: s.detail()? },
+            "invalid_uid" => InvalidUid { value: s.value()? },
+            "too_many_ops" => TooManyOps { count: s.count()?, max: s.max()? },
+            "body_too_large" => BodyTooLarge { bytes: s.bytes()?, max: s.max()? },
+            "field_too_large" => FieldTooLarge {
+                node: s.node()?,
+                field: s.field()?,
+                bytes: s.bytes()?,
+                max: s.max()?,
+            },
+            "client_mismatch" => ClientMismatch,
+            "invalid_seq" => InvalidSeq { seq: s.seq()?, reason: s.reason()? },
+            "clock_skew" => ClockSkew {
+                stamp_ms: s.stamp_ms()?,
+                server_ms: s.server_ms()?,
+                max_skew_ms: s.max_skew_ms()?,
+            },
+            "unknown_kind" => UnknownKind { kind: s.kind()? },
+            "unknown_field" => UnknownField { kind: s.kind()?, field: s.field()? },
+            "wrong_type" => WrongType {
+                kind: s.kind()?,
+                field: s.field()?,
+                expected: s.expected()?,
+            },
+            "invalid_field" => InvalidField {
+                kind: s.kind()?,
+                field: s.field()?,
+                rule: s.rule()?,
+            },
+            "bad_parent" => BadParent { kind: s.kind()?, parent_kind: s.parent_kind()? },
+            "foreign_node" => ForeignNode { node: s.node()? },
+            "foreign_parent" => ForeignParent { node: s.node()?, parent: s.parent()? },
+            "node_not_found" => NodeNotFound { node: s.node()? },
+            "parent_not_found" => ParentNotFound { node: s.node()?, parent: s.parent()? },
+            "kind_conflict" => KindConflict {
+                node: s.node()?,
+                existing: s.existing()?,
+                requested: s.requested()?,
+            },
+            "too_many_subscribers" => TooManySubscribers { max: s.max()? },
+            "rate_limited" => RateLimited { retry_after_ms: s.retry_after_ms()? },
+            "unavailable" => Unavailable { detail: s.detail()? },
+            "internal" => Internal,
+            other => return s.unknown(other, SYNC_ERROR_CODES),
+        })
+    }
+}
+
+/// Every `code` a [`SyncError`] can have, as in its JSON.
+const SYNC_ERROR_CODES: &[&str] = &[
+    "malformed_request",
+    "invalid_uid",
+    "too_many_ops",
+    "body_too_large",
+    "field_too_large",
+    "client_mismatch",
+    "invalid_seq",
+    "clock_skew",
+    "unknown_kind",
+    "unknown_field",
+    "wrong_type",
+    "invalid_field",
+    "bad_parent",
+    "foreign_node",
+    "foreign_parent",
+    "node_not_found",
+    "parent_not_found",
+    "kind_conflict",
+    "too_many_subscribers",
+    "rate_limited",
+    "unavailable",
+    "internal",
+];
 
 impl SyncError {
     /// The HTTP status that carries this error.
