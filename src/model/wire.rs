@@ -552,6 +552,12 @@ mod tests {
     }
 
     #[test]
+    fn the_decoders_list_of_codes_is_every_errors_code() {
+        let codes: Vec<&str> = every_error().iter().map(SyncError::code).collect();
+        assert_eq!(codes, SYNC_ERROR_CODES);
+    }
+
+    #[test]
     fn errors_round_trip_with_their_code_and_status() {
         for err in every_error() {
             let json = serde_json::to_value(&err).unwrap();
