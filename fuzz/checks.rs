@@ -36,9 +36,9 @@ use tether::{
         Uid,
     },
     server::{
-        config::{Config, DatabaseConfig, Synchronous},
-        db::Db,
+        config::{Config, DatabaseConfig},
         hub::Hub,
+        store::Store as Db,
         sync::{decode_ops, Writer},
     },
 };
@@ -273,7 +273,7 @@ fn fuzz_config() -> Config {
     let mut config = Config {
         database: DatabaseConfig {
             url: "sqlite::memory:".into(),
-            synchronous: Synchronous::Full,
+            ..DatabaseConfig::default()
         },
         ..Config::default()
     };
@@ -543,9 +543,7 @@ async fn push_handler_async(data: &[u8]) {
     let db = Db::open(&config.database)
         .await
         .expect("an in-memory database");
-    let (writer, task) = Writer::start(db.clone(), Hub::new(16, 16), &config)
-        .await
-        .expect("the writer starts");
+    let (writer, task) = Writer::start(db.clone(), Hub::new(16, 16), &config);
     let mut world = seed(&writer, tether::model::wall_clock_ms()).await;
     let mut input = Input::new(data);
     for _ in 0..1 + input.below(6) {

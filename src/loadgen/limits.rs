@@ -53,10 +53,7 @@ use crate::{
         wire::{Change, ServerMessage},
         ClientId, Placement, Replica, Todo, Uid,
     },
-    server::{
-        config::{DatabaseConfig, Synchronous},
-        db::Db,
-    },
+    server::{config::DatabaseConfig, store::sqlite::SqliteStore as Db},
 };
 
 /// What the broadcast limit measured.
@@ -367,7 +364,7 @@ impl Scratch {
         let url = format!("sqlite://{}", dir.join("bare.db").display());
         let db = Db::open(&DatabaseConfig {
             url,
-            synchronous: Synchronous::Full,
+            ..DatabaseConfig::default()
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -410,7 +407,7 @@ fn node_rows(list: Uid, rows: usize) -> Vec<(String, String)> {
 /// past a few hundred rows a bigger statement gains nothing.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Tether's upsert of node rows (as `server::db::store_nodes` writes them), for
+/// Tether's upsert of node rows (as `server::store::sqlite::store_nodes` writes them), for
 /// `rows` rows at once.
 fn upsert(rows: usize) -> String {
     let values = vec!["(?,?,?,?,?)"; rows].join(",");

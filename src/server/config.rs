@@ -23,11 +23,26 @@ pub struct Config {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatabaseConfig {
-    /// A sqlx SQLite URL, e.g. `sqlite://data/tether.db` or `sqlite::memory:`.
+    /// Which store, by scheme: a SQLite URL (`sqlite://data/tether.db`,
+    /// `sqlite::memory:`) or a PostgreSQL one (`postgres://user@host:port/db`).
     pub url: String,
     /// SQLite's `synchronous` pragma: `full` (an acknowledged write survives power
     /// loss) or `normal` (it survives a crash of the process, not of the machine).
+    /// PostgreSQL's durability is the server's own setting (`synchronous_commit`).
     pub synchronous: Synchronous,
+    /// PostgreSQL: connections this node may open (the writer holds one, pulls and
+    /// catch-ups share the rest; the change listener has one more of its own).
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/tether.db".into(),
+            synchronous: Synchronous::Full,
+            max_connections: 10,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,10 +79,7 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             log: "info".into(),
             site_root: PathBuf::from("target/site"),
-            database: DatabaseConfig {
-                url: "sqlite://data/tether.db".into(),
-                synchronous: Synchronous::Full,
-            },
+            database: DatabaseConfig::default(),
             sync: SyncLimits::default(),
         }
     }
@@ -222,9 +234,10 @@ const KEYS: &[Key] = &[
         env: "TETHER_DATABASE_URL",
         apply: Apply::Custom(|c, v| {
             let s = v.string()?;
-            if !s.starts_with("sqlite:") {
+            if !s.starts_with("sqlite:") && !crate::server::store::is_postgres_url(&s) {
                 return Err(format!(
-                    "{s:?} is not a SQLite URL (sqlite://path or sqlite::memory:)"
+                    "{s:?} is neither a SQLite URL (sqlite://path or sqlite::memory:) \
+                     nor a PostgreSQL URL (postgres://user@host:port/database)"
                 ));
             }
             c.database.url = s;
@@ -244,6 +257,12 @@ const KEYS: &[Key] = &[
             Ok(())
         }),
     },
+    Key::integer(
+        "database.max_connections",
+        "TETHER_DATABASE_MAX_CONNECTIONS",
+        2..=1000,
+        |c, n| c.database.max_connections = n as u32,
+    ),
     Key::integer(
         "sync.max_ops_per_push",
         "TETHER_MAX_OPS_PER_PUSH",
@@ -515,7 +534,7 @@ mod tests {
             ),
             ("[server]\nlog = \"=[\"\n", "server.log", "log filter"),
             (
-                "[database]\nurl = \"postgres://x\"\n",
+                "[database]\nurl = \"mysql://x\"\n",
                 "database.url",
                 "SQLite URL",
             ),

@@ -27,12 +27,14 @@ use tower_http::{
 use tracing::Level;
 
 use super::{
+    cluster,
     config::Config,
-    db::{Db, DbError},
-    hub::Hub,
+    hub::{Feed, Hub},
     limiter::{self, Limiter},
     live,
     memory::Trimmer,
+    metrics,
+    store::{Store, StoreError},
     sync::Writer,
     AppState,
 };
@@ -48,12 +50,14 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
     writer: JoinHandle<()>,
+    /// The feed and (on PostgreSQL) the listener: they end with the shutdown signal.
+    background: Vec<JoinHandle<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the database: {0}")]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
     #[error("cannot listen on {addr}: {detail}")]
     Bind { addr: SocketAddr, detail: String },
 }
@@ -61,13 +65,19 @@ pub enum StartError {
 /// Opens the database, starts the writer, binds `config.addr` (port 0 picks a free
 /// one) and serves until [`RunningServer::shutdown`].
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-    let db = Db::open(&config.database).await?;
+    let db = Store::open(&config.database).await?;
     let hub = Hub::new(
         config.sync.live_buffer,
         config.sync.max_subscribers_per_list,
     );
-    let (writer, writer_task) = Writer::start(db.clone(), hub.clone(), &config).await?;
+    metrics::handle();
+    let (writer, writer_task) = Writer::start(db.clone(), hub.clone(), &config);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut background = vec![Feed::spawn(hub.clone(), db.clone(), shutdown_rx.clone())];
+    if let Store::Postgres(pg) = &db {
+        let listener = cluster::start_listener(pg.clone(), hub.clone(), shutdown_rx.clone());
+        background.push(listener.await?);
+    }
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|e| StartError::Bind {
@@ -117,13 +127,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         })
         .await
     });
-    tracing::info!(%addr, "Tether is listening on http://{addr}");
+    tracing::info!(%addr, store = state.db.backend(), "Tether is listening on http://{addr}");
     Ok(RunningServer {
         addr,
         state,
         shutdown: shutdown_tx,
         serve,
         writer: writer_task,
+        background,
     })
 }
 
@@ -140,7 +151,15 @@ impl RunningServer {
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
             Err(_) => tracing::warn!("requests still running after {grace:?}; stopping anyway"),
         }
-        let RunningServer { state, writer, .. } = self;
+        let RunningServer {
+            state,
+            writer,
+            background,
+            ..
+        } = self;
+        for task in background {
+            let _ = task.await;
+        }
         let db = state.db.clone();
         // The writer ends once the last handle (in the state) is gone.
         drop(state);
@@ -189,6 +208,7 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
         .route("/new", get(new_list))
         .route("/api/live", get(live::upgrade))
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
@@ -216,19 +236,45 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /healthz`: 200 when the database answers, 503 otherwise.
+/// `GET /healthz`: 200 when the database answers and (on PostgreSQL) this node
+/// hears the other nodes' changes; 503 otherwise, saying which part is down.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.db.ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+    let database = match state.db.ping().await {
+        Ok(()) => "ok",
         Err(e) => {
-            tracing::error!(error = %e, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unavailable" })),
-            )
-                .into_response()
+            tracing::error!(error = %e, "health check: the database does not answer");
+            "unavailable"
         }
+    };
+    let changes_feed = if state.hub.feed_connected() {
+        "ok"
+    } else {
+        "disconnected"
+    };
+    let healthy = database == "ok" && changes_feed == "ok";
+    let body = Json(serde_json::json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "store": state.db.backend(),
+        "database": database,
+        "changes_feed": changes_feed,
+    }));
+    if healthy {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
+}
+
+/// `GET /metrics`: this node's figures in the Prometheus text format.
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        metrics::render(state.db.pool_connections()),
+    )
+        .into_response()
 }
 
 /// `GET /new`: a fresh list's address (the link works without JavaScript too).

@@ -125,6 +125,9 @@ async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
         Ok(s) => s,
         Err(e) => return refuse(&mut tx, e).await,
     };
+    if let Err(e) = subscription.ready(&state.db).await {
+        return refuse(&mut tx, sync::store_failure(e)).await;
+    }
     let mut sent = after;
     loop {
         let page = match sync::pull(&state.db, &state.config, list, sent, None).await {

@@ -1,26 +1,31 @@
-//! The server wing: configuration, the SQLite store, push/pull, and live fan-out.
+//! The server wing: configuration, the store, push/pull, and live fan-out.
 //!
 //! It knows SQL and sockets, never views: the pages it serves are the app's
 //! components rendered by leptos_axum. Server functions (declared in `app::api`, so
 //! the browser gets their client half) are thin: they decode, then call [`sync`].
 //!
 //! * [`config`] — `Leptos.toml` and `TETHER_*` overrides.
-//! * [`db`] — opening SQLite and the queries.
-//! * [`sync`] — the single writer: validates, merges and commits pushed batches.
-//! * [`hub`] — per-list fan-out of committed changes.
+//! * [`store`] — the database, SQLite or PostgreSQL by the URL's scheme, and its queries.
+//! * [`sync`] — the writer: validates, merges and commits pushed batches.
+//! * [`hub`] — per-list fan-out of committed changes, fed by this node's commits and
+//!   (on PostgreSQL) by the rows other nodes committed.
+//! * [`cluster`] — hearing of other nodes' commits (PostgreSQL's LISTEN/NOTIFY).
+//! * [`metrics`] — `/metrics` for operators.
 //! * [`live`] — the WebSocket route that follows a list.
 //! * [`outgoing`] — `changes` messages of bounded size for it.
 //! * [`memory`] — freed memory back to the kernel after sockets close.
 //! * [`http`] — the router, middleware, `/healthz`, start and graceful shutdown.
 
+pub mod cluster;
 pub mod config;
-pub mod db;
 pub mod http;
 pub mod hub;
 pub mod limiter;
 pub mod live;
 pub mod memory;
+pub mod metrics;
 pub mod outgoing;
+pub mod store;
 pub mod sync;
 
 use std::sync::Arc;
@@ -36,7 +41,7 @@ pub use http::RunningServer;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub config: Arc<Config>,
-    pub db: db::Db,
+    pub db: store::Store,
     pub writer: sync::Writer,
     pub hub: hub::Hub,
     pub limiter: limiter::Limiter,

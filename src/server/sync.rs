@@ -1,29 +1,34 @@
-//! Push and pull: the single writer that turns pushed batches into committed changes.
+//! Push and pull: the writer that turns pushed batches into committed changes.
 //!
-//! Every push goes to one writer task over a channel. The writer takes whatever
-//! batches are waiting (group commit) and commits them in one SQLite transaction:
-//! it loads every node and sequence number the group touches in one go, lets the
-//! sync module check and merge each batch in order
-//! ([`crate::model::batch::plan_push`]) on that state in memory, and stores the
-//! changed nodes under new versions with a few multi-row statements. Planning is
-//! pure, so a bad batch changes nothing and takes no version while its neighbours
-//! in the same group still commit. Only after the commit does a batch get its
-//! acknowledgement and do its changes go out to live subscribers.
+//! Every push goes to this node's writer task over a channel. The writer takes
+//! whatever batches are waiting (group commit) and commits them in one transaction:
+//! it locks the lists they write and reads their last versions, loads every node and
+//! sequence number the group touches, lets the sync module check and merge each
+//! batch in order ([`crate::model::batch::plan_push`]) on that state in memory, and
+//! stores the changed nodes under the lists' next versions with a few multi-row
+//! statements. Planning is pure, so a bad batch changes nothing and takes no version
+//! while its neighbours in the same group still commit. Only after the commit does a
+//! batch get its acknowledgement and do its changes go to the hub.
 //!
-//! Versions come from a counter only this task touches, so they are strictly
-//! increasing in commit order: a pull of "after V" can never miss a change that
-//! commits later with a smaller version.
+//! Versions count per list and are assigned while the list's lock is held (see
+//! [`super::store`]), so they are strictly increasing in commit order on every node:
+//! a pull of "after V" can never miss a change that commits later with a smaller
+//! version, whichever node commits it.
 
 use std::{
     collections::{HashMap, HashSet},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
-use sqlx::{pool::PoolConnection, Acquire, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{config::Config, db, db::Db, hub::Hub};
+use super::{
+    config::Config,
+    hub::Hub,
+    metrics,
+    store::{ListRow, NodeRow, SeqKey, Store, StoreError, WriteConn, WriteTx},
+};
 use crate::model::{
     batch::{nodes_to_load, plan_push, Limits, StoredNode},
     clock::wall_clock_ms,
@@ -37,6 +42,8 @@ const GROUP_MAX: usize = 64;
 /// Node states in one generation of the writer's cache (see [`NodeCache`]): at most
 /// twice this many are kept, a few megabytes.
 const NODE_CACHE_GENERATION: usize = 8192;
+/// Times a group is run again after losing a race with another node.
+const RETRIES: usize = 3;
 
 /// A handle to the writer task.
 #[derive(Clone, Debug)]
@@ -47,34 +54,45 @@ pub struct Writer {
 struct Job {
     req: PushRequest,
     reply: oneshot::Sender<Result<PushAck, SyncError>>,
+    queued: Instant,
 }
 
 /// What one batch did inside the group's transaction.
 struct Applied {
     ack: PushAck,
+    /// The list's last version before this batch's changes.
+    previous: u64,
     changes: Vec<Change>,
 }
+
+/// Each batch's outcome, in the group's order.
+type GroupResult = Vec<Result<Applied, SyncError>>;
 
 impl Writer {
     /// Starts the writer task. It ends when every `Writer` handle is dropped, after
     /// finishing the batches already queued.
-    pub async fn start(
-        db: Db,
-        hub: Hub,
-        config: &Config,
-    ) -> Result<(Writer, tokio::task::JoinHandle<()>), db::DbError> {
-        let next_version = db.max_version().await? + 1;
+    pub fn start(store: Store, hub: Hub, config: &Config) -> (Writer, tokio::task::JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(1024);
-        let limits = config.batch_limits();
-        let task = tokio::spawn(run(db, hub, limits, next_version, rx));
-        Ok((Writer { jobs }, task))
+        let task = WriterTask {
+            cache: store.sole_writer().then(NodeCache::default),
+            store,
+            hub,
+            limits: config.batch_limits(),
+            held: None,
+        };
+        (Writer { jobs }, tokio::spawn(task.run(rx)))
     }
 
     /// Pushes one batch and waits for it to be committed (or rejected).
     pub async fn push(&self, req: PushRequest) -> Result<PushAck, SyncError> {
         let (reply, answer) = oneshot::channel();
+        let job = Job {
+            req,
+            reply,
+            queued: Instant::now(),
+        };
         self.jobs
-            .send(Job { req, reply })
+            .send(job)
             .await
             .map_err(|_| unavailable("the server is shutting down"))?;
         answer
@@ -115,7 +133,7 @@ pub fn decode_ops(ops: Vec<Value>, max_ops: usize) -> Result<Vec<Op>, SyncError>
 
 /// Reads one page of a list's changes after `after`.
 pub async fn pull(
-    db: &Db,
+    store: &Store,
     config: &Config,
     list: Uid,
     after: u64,
@@ -124,25 +142,25 @@ pub async fn pull(
     let limit = limit
         .unwrap_or(config.sync.pull_page_size)
         .clamp(1, config.sync.pull_page_size);
-    db.pull(list, after, limit).await.map_err(db_failure)
+    store.pull(list, after, limit).await.map_err(store_failure)
 }
 
 /// Every change of a list, for rendering it: the whole current state in one page.
-pub async fn snapshot(db: &Db, list: Uid) -> Result<PullPage, SyncError> {
-    db.pull(list, 0, u32::MAX - 1).await.map_err(db_failure)
+pub async fn snapshot(store: &Store, list: Uid) -> Result<PullPage, SyncError> {
+    store
+        .pull(list, 0, u32::MAX - 1)
+        .await
+        .map_err(store_failure)
 }
 
-/// A read that failed: `unavailable` (retry later) if the database cannot be
+/// A store call that failed: `unavailable` (retry later) if the database cannot be
 /// reached right now, `internal` for anything else.
-fn db_failure(e: db::DbError) -> SyncError {
-    match e {
-        db::DbError::Sqlx(
-            sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut | sqlx::Error::Io(_),
-        ) => {
-            tracing::warn!(error = %e, "database unavailable for a read");
-            unavailable("the database is not available")
-        }
-        other => internal(other),
+pub fn store_failure(e: StoreError) -> SyncError {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "database unavailable");
+        unavailable("the database is not available")
+    } else {
+        internal(e)
     }
 }
 
@@ -150,12 +168,12 @@ fn db_failure(e: db::DbError) -> SyncError {
 /// need not read and decode them from SQLite again (reading and decoding was a
 /// third of a group's time when the same todos are edited over and over).
 ///
-/// The writer is the only one that writes nodes, so an entry is always exactly what
-/// the database holds. A group takes the entries it needs out of the cache and puts
-/// the final states back only after its commit, so a failed commit leaves nothing
-/// stale behind. Two generations approximate least-recently-used cheaply: a hit in
-/// the old one moves to the young one, and when the young one is full the old one
-/// is dropped.
+/// Only where this writer is the only one (SQLite): an entry is then always exactly
+/// what the database holds. A group takes the entries it needs out of the cache and
+/// puts the final states back only after its commit, so a failed commit leaves
+/// nothing stale behind. Two generations approximate least-recently-used cheaply: a
+/// hit in the old one moves to the young one, and when the young one is full the old
+/// one is dropped.
 #[derive(Default)]
 struct NodeCache {
     young: HashMap<Uid, StoredNode>,
@@ -175,198 +193,132 @@ impl NodeCache {
     }
 }
 
-async fn run(db: Db, hub: Hub, limits: Limits, mut next_version: u64, mut rx: mpsc::Receiver<Job>) {
-    let mut cache = NodeCache::default();
-    // The write connection is kept while pushes keep coming: giving it back to the
-    // pool and acquiring it again cost milliseconds per group under load. It goes
-    // back whenever the queue is empty (an in-memory database reads through it).
-    let mut held: Option<PoolConnection<Sqlite>> = None;
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while group.len() < GROUP_MAX {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+/// The writer's own state.
+struct WriterTask {
+    store: Store,
+    hub: Hub,
+    limits: Limits,
+    cache: Option<NodeCache>,
+    /// The write connection, kept while pushes keep coming: giving it back to the
+    /// pool and acquiring it again cost milliseconds per group under load. It goes
+    /// back whenever the queue is empty (an in-memory database reads through it).
+    held: Option<WriteConn>,
+}
+
+impl WriterTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            let mut group = vec![first];
+            while group.len() < GROUP_MAX {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            let outcome = self.commit_with_retries(&group).await;
+            if outcome.is_ok() && rx.is_empty() {
+                self.held = None;
+            }
+            self.answer(group, outcome).await;
+        }
+    }
+
+    /// Commits the group, running it again when it lost a race with another node.
+    async fn commit_with_retries(&mut self, group: &[Job]) -> Result<GroupResult, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.commit_once(group).await;
+            match outcome {
+                Err(e) if e.is_retryable() && attempt < RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "commit raced another node; again");
+                }
+                other => return other,
             }
         }
-        let start_version = next_version;
-        let committed = match held.take() {
-            Some(conn) => Ok(conn),
-            None => db.write.acquire().await.map_err(db::DbError::from),
+    }
+
+    async fn commit_once(&mut self, group: &[Job]) -> Result<GroupResult, StoreError> {
+        let mut conn = match self.held.take() {
+            Some(conn) => conn,
+            None => self.store.writer_connection().await?,
         };
-        let committed = match committed {
-            Ok(mut conn) => {
-                let result =
-                    commit_group(&mut conn, &limits, &mut cache, &mut next_version, &group).await;
-                if result.is_ok() && !rx.is_empty() {
-                    held = Some(conn);
-                }
-                result
-            }
-            Err(e) => Err(e),
-        };
-        match committed {
-            Ok(results) => {
-                for (job, result) in group.into_iter().zip(results) {
-                    let reply = match result {
-                        Ok(applied) => {
-                            if !applied.changes.is_empty() {
-                                hub.publish(job.req.list, applied.changes);
-                            }
-                            Ok(applied.ack)
-                        }
-                        Err(e) => Err(e),
-                    };
-                    // The pusher may have gone away; what committed stays committed.
-                    let _ = job.reply.send(reply);
-                }
-            }
+        let result = commit_group(&mut conn, &self.limits, self.cache.as_mut(), group).await;
+        if result.is_ok() {
+            self.held = Some(conn);
+        }
+        result
+    }
+
+    /// Replies to every pusher and hands what committed to the hub.
+    async fn answer(&self, group: Vec<Job>, outcome: Result<GroupResult, StoreError>) {
+        let results = match outcome {
+            Ok(results) => results,
             Err(e) => {
-                // Nothing of the group committed: every batch is told so, and the
-                // versions are given back so the sequence stays gap-free.
-                next_version = start_version;
+                // Nothing of the group committed: every batch is told so.
                 tracing::error!(error = %e, batches = group.len(), "commit failed");
+                metrics::pushes_failed(group.len());
                 for job in group {
                     let _ = job
                         .reply
                         .send(Err(unavailable("the database did not commit")));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                return;
             }
+        };
+        for (job, result) in group.into_iter().zip(results) {
+            metrics::push_done(&job.req, &result.as_ref().map(|a| &a.ack), job.queued);
+            let reply = result.map(|applied| {
+                self.hub
+                    .publish(job.req.list, applied.previous, applied.changes);
+                applied.ack
+            });
+            // The pusher may have gone away; what committed stays committed.
+            let _ = job.reply.send(reply);
         }
     }
 }
 
-/// Commits a group of batches in one transaction, in few statements.
-///
-/// First everything the group's batches touch is read at once: their nodes (from
-/// the [`NodeCache`] if there, else from SQLite) and the clients' last sequence
-/// numbers. Then each batch is planned in order, in
-/// memory, on that state plus what the batches before it changed: a refused batch
-/// writes nothing and takes no version. Last, the accepted batches' changes are
-/// written with a handful of multi-row statements (a node changed by two batches
-/// is written once, in its final state) and the transaction commits.
+/// What the group reads before planning: the lists' last versions, the nodes its
+/// batches touch and the clients' last sequence numbers.
+struct GroupState {
+    versions: HashMap<Uid, u64>,
+    stored: HashMap<Uid, StoredNode>,
+    seqs: HashMap<SeqKey, u64>,
+}
+
+/// Commits a group of batches in one transaction, in few statements: read what
+/// the group needs, plan each batch in order in memory (a refused batch writes
+/// nothing and takes no version), write the accepted changes, commit.
 ///
 /// The outer `Err` means the transaction failed: nothing was committed.
 async fn commit_group(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteConn,
     limits: &Limits,
-    cache: &mut NodeCache,
-    next_version: &mut u64,
+    mut cache: Option<&mut NodeCache>,
     group: &[Job],
-) -> Result<Vec<Result<Applied, SyncError>>, db::DbError> {
-    let started = std::time::Instant::now();
+) -> Result<GroupResult, StoreError> {
+    let started = Instant::now();
     let mut tx = conn.begin().await?;
     let now_ms = wall_clock_ms();
-
-    // 1. Read what the group needs.
-    let mut uids = Vec::new();
-    let mut keys = Vec::new();
-    {
-        let (mut seen_uids, mut seen_keys) = (HashSet::new(), HashSet::new());
-        for job in group {
-            uids.extend(
-                nodes_to_load(&job.req)
-                    .into_iter()
-                    .filter(|uid| seen_uids.insert(*uid)),
-            );
-            let key = (job.req.list, job.req.client.to_string());
-            if seen_keys.insert(key.clone()) {
-                keys.push(key);
-            }
-        }
-    }
-    let mut stored = HashMap::with_capacity(uids.len());
-    uids.retain(|uid| match cache.take(uid) {
-        Some(node) => {
-            stored.insert(*uid, node);
-            false
-        }
-        None => true,
-    });
-    let cached = stored.len();
-    stored.extend(db::load_nodes(&mut tx, &uids).await?);
-    let mut seqs = db::last_seqs(&mut tx, &keys).await?;
+    let mut state = read_group(&mut tx, cache.as_deref_mut(), group).await?;
     let read = started.elapsed();
-
-    // 2. Plan each batch on the state the batches before it left.
-    let mut results = Vec::with_capacity(group.len());
-    let mut lists = Vec::new();
-    let mut new_seqs: HashMap<db::SeqKey, u64> = HashMap::new();
-    for job in group {
-        let req = &job.req;
-        let key = (req.list, req.client.to_string());
-        let last_seq = seqs.get(&key).copied().unwrap_or(0);
-        let plan = match plan_push(registry(), limits, req, last_seq, &stored, now_ms) {
-            Ok(plan) => plan,
-            Err(e) => {
-                results.push(Err(e));
-                continue;
-            }
-        };
-        if (!plan.changed.is_empty() || plan.acked_seq > last_seq) && !lists.contains(&req.list) {
-            lists.push(req.list);
-        }
-        let mut changes = Vec::with_capacity(plan.changed.len());
-        for node in plan.changed {
-            let version = *next_version;
-            *next_version += 1;
-            stored.insert(
-                node.uid,
-                StoredNode {
-                    list: req.list,
-                    node: node.clone(),
-                },
-            );
-            changes.push(Change { version, node });
-        }
-        if plan.acked_seq > last_seq {
-            seqs.insert(key.clone(), plan.acked_seq);
-            new_seqs.insert(key, plan.acked_seq);
-        }
-        results.push(Ok(Applied {
-            ack: PushAck {
-                list: req.list,
-                acked_seq: plan.acked_seq,
-                version: *next_version - 1,
-                server_time_ms: now_ms,
-            },
-            changes,
-        }));
-    }
-
+    let (results, lists, new_seqs) = plan_group(limits, &mut state, group, now_ms);
     let planned = started.elapsed();
-
-    // 3. Write the accepted batches' changes: each node once, in its final state.
-    let mut rows: HashMap<Uid, db::NodeRow<'_>> = HashMap::new();
-    for (job, result) in group.iter().zip(&results) {
-        let Ok(applied) = result else { continue };
-        for change in &applied.changes {
-            rows.insert(
-                change.node.uid,
-                db::NodeRow {
-                    list: job.req.list,
-                    node: &change.node,
-                    version: change.version,
-                },
-            );
-        }
-    }
-    db::ensure_lists(&mut tx, &lists, now_ms).await?;
-    let rows: Vec<_> = rows.into_values().collect();
-    db::store_nodes(&mut tx, &rows).await?;
-    db::store_last_seqs(&mut tx, &new_seqs.into_iter().collect::<Vec<_>>()).await?;
+    let rows = write_group(&mut tx, group, &results, &lists, &new_seqs, now_ms).await?;
     let written = started.elapsed();
     tx.commit().await?;
-    for (uid, node) in stored {
-        cache.put(uid, node);
+    if let Some(cache) = cache {
+        for (uid, node) in state.stored {
+            cache.put(uid, node);
+        }
     }
     // Where a group's time goes, for profiling (docs/BENCHMARKS.md, "ingest"):
     // TETHER_LOG=warn,tether::server::sync=debug.
     tracing::debug!(
         batches = group.len(),
-        rows = rows.len(),
-        cached,
+        rows,
         read_ms = read.as_secs_f64() * 1e3,
         plan_ms = (planned - read).as_secs_f64() * 1e3,
         write_ms = (written - planned).as_secs_f64() * 1e3,
@@ -374,6 +326,158 @@ async fn commit_group(
         "committed a group"
     );
     Ok(results)
+}
+
+/// Locks the group's lists and reads everything its batches touch: nodes from the
+/// cache where it has them, the rest from the store.
+async fn read_group(
+    tx: &mut WriteTx<'_>,
+    cache: Option<&mut NodeCache>,
+    group: &[Job],
+) -> Result<GroupState, StoreError> {
+    let (mut lists, mut uids, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut seen_uids, mut seen_keys) = (HashSet::new(), HashSet::new());
+    for job in group {
+        if !lists.contains(&job.req.list) {
+            lists.push(job.req.list);
+        }
+        uids.extend(
+            nodes_to_load(&job.req)
+                .into_iter()
+                .filter(|uid| seen_uids.insert(*uid)),
+        );
+        let key = (job.req.list, job.req.client.to_string());
+        if seen_keys.insert(key.clone()) {
+            keys.push(key);
+        }
+    }
+    // The lock comes first: what is read after it is what the last writer committed.
+    let versions = tx.lock_lists(&lists).await?;
+    let mut stored = HashMap::with_capacity(uids.len());
+    if let Some(cache) = cache {
+        uids.retain(|uid| match cache.take(uid) {
+            Some(node) => {
+                stored.insert(*uid, node);
+                false
+            }
+            None => true,
+        });
+    }
+    stored.extend(tx.load_nodes(&uids).await?);
+    let seqs = tx.last_seqs(&keys).await?;
+    Ok(GroupState {
+        versions,
+        stored,
+        seqs,
+    })
+}
+
+/// Plans each batch on the state the batches before it left, giving its changes
+/// their lists' next versions. Returns each batch's outcome, the lists' new last
+/// versions, and the sequence numbers to record.
+fn plan_group(
+    limits: &Limits,
+    state: &mut GroupState,
+    group: &[Job],
+    now_ms: u64,
+) -> (GroupResult, Vec<ListRow>, HashMap<SeqKey, u64>) {
+    let mut results = Vec::with_capacity(group.len());
+    let mut lists: Vec<ListRow> = Vec::new();
+    let mut new_seqs = HashMap::new();
+    for job in group {
+        let result = plan_batch(limits, state, &job.req, now_ms);
+        if let Ok(applied) = &result {
+            let key = (job.req.list, job.req.client.to_string());
+            if applied.ack.acked_seq > state.seqs.get(&key).copied().unwrap_or(0) {
+                state.seqs.insert(key.clone(), applied.ack.acked_seq);
+                new_seqs.insert(key, applied.ack.acked_seq);
+                note_list(&mut lists, job.req.list, applied.ack.version);
+            }
+            if !applied.changes.is_empty() {
+                note_list(&mut lists, job.req.list, applied.ack.version);
+            }
+        }
+        results.push(result);
+    }
+    (results, lists, new_seqs)
+}
+
+/// Records `list`'s last version after a batch that wrote to it.
+fn note_list(lists: &mut Vec<ListRow>, uid: Uid, version: u64) {
+    match lists.iter_mut().find(|l| l.uid == uid) {
+        Some(row) => row.version = version,
+        None => lists.push(ListRow { uid, version }),
+    }
+}
+
+/// Plans one batch: on success its changes carry their new versions, and the
+/// group's state holds the nodes as the batch left them.
+fn plan_batch(
+    limits: &Limits,
+    state: &mut GroupState,
+    req: &PushRequest,
+    now_ms: u64,
+) -> Result<Applied, SyncError> {
+    let key = (req.list, req.client.to_string());
+    let last_seq = state.seqs.get(&key).copied().unwrap_or(0);
+    let plan = plan_push(registry(), limits, req, last_seq, &state.stored, now_ms)?;
+    let version = state.versions.entry(req.list).or_insert(0);
+    let previous = *version;
+    let mut changes = Vec::with_capacity(plan.changed.len());
+    for node in plan.changed {
+        *version += 1;
+        let stored = StoredNode {
+            list: req.list,
+            node: node.clone(),
+        };
+        state.stored.insert(node.uid, stored);
+        changes.push(Change {
+            version: *version,
+            node,
+        });
+    }
+    Ok(Applied {
+        ack: PushAck {
+            list: req.list,
+            acked_seq: plan.acked_seq,
+            version: *version,
+            server_time_ms: now_ms,
+        },
+        previous,
+        changes,
+    })
+}
+
+/// Writes the accepted batches' changes (each node once, in its final state), the
+/// lists' versions and the clients' sequence numbers, and announces the lists to
+/// the other nodes. Returns the number of node rows written.
+async fn write_group(
+    tx: &mut WriteTx<'_>,
+    group: &[Job],
+    results: &GroupResult,
+    lists: &[ListRow],
+    new_seqs: &HashMap<SeqKey, u64>,
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    let mut rows: HashMap<Uid, NodeRow<'_>> = HashMap::new();
+    for (job, result) in group.iter().zip(results) {
+        let Ok(applied) = result else { continue };
+        for change in &applied.changes {
+            let row = NodeRow {
+                list: job.req.list,
+                node: &change.node,
+                version: change.version,
+            };
+            rows.insert(change.node.uid, row);
+        }
+    }
+    tx.store_lists(lists, now_ms).await?;
+    let rows: Vec<_> = rows.into_values().collect();
+    tx.store_nodes(&rows).await?;
+    let seqs: Vec<_> = new_seqs.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    tx.store_last_seqs(&seqs).await?;
+    tx.announce(lists, now_ms).await?;
+    Ok(rows.len())
 }
 
 fn unavailable(detail: &str) -> SyncError {

@@ -1,12 +1,9 @@
-//! The SQLite store: opening it, and the few queries sync needs.
+//! The SQLite store: the embedded default, one Tether process per database file.
 //!
-//! SQLite runs in WAL mode so pulls read a committed snapshot while the single writer
-//! (see [`super::sync`]) commits. Writes go through one dedicated connection: SQLite
-//! has one writer anyway, and one connection lets the writer assign versions in
-//! commit order without ever waiting on a lock. Reads use a small pool.
-//!
-//! Node states are stored as the sync module's JSON; SQL only stores, indexes and
-//! orders them. All queries are runtime `sqlx::query` (no compile-time database).
+//! SQLite runs in WAL mode so pulls read a committed snapshot while the writer (see
+//! [`crate::server::sync`]) commits. Writes go through one dedicated connection:
+//! SQLite has one writer anyway, and one connection lets the writer commit without
+//! ever waiting on a lock. Reads use a small pool.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -16,42 +13,30 @@ use std::{
 };
 
 use sqlx::{
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     Row, SqliteConnection, SqlitePool,
 };
 
-use super::config::{DatabaseConfig, Synchronous};
-use crate::model::{
-    batch::StoredNode,
-    wire::{Change, PullPage},
-    Node, Uid,
+use super::{
+    decode_state, dump_lines, encode_state, parse_uid, ListRow, NodeRow, PullRow, SeqKey,
+    StoreError,
+};
+use crate::{
+    model::{batch::StoredNode, Uid},
+    server::config::{DatabaseConfig, Synchronous},
 };
 
-/// The store: a read pool and a one-connection write pool.
+/// A read pool and a one-connection write pool.
 #[derive(Clone, Debug)]
-pub struct Db {
+pub struct SqliteStore {
     pub read: SqlitePool,
     pub write: SqlitePool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    #[error("cannot create the database directory {dir}: {detail}")]
-    CreateDir { dir: String, detail: String },
-    #[error("database error: {0}")]
-    Sqlx(#[from] sqlx::Error),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("stored node {uid} is corrupt: {detail}")]
-    Corrupt { uid: String, detail: String },
-}
-
-impl Db {
+impl SqliteStore {
     /// Opens (creating if missing) the database, sets WAL, foreign keys and the
     /// synchronous level, and applies the migrations.
-    pub async fn open(config: &DatabaseConfig) -> Result<Db, DbError> {
+    pub async fn open(config: &DatabaseConfig) -> Result<SqliteStore, StoreError> {
         let memory = config.url.contains(":memory:") || config.url.contains("mode=memory");
         let options = SqliteConnectOptions::from_str(&config.url)?
             .create_if_missing(true)
@@ -76,7 +61,7 @@ impl Db {
             .max_lifetime(None)
             .connect_with(writer_tuning(options.clone()))
             .await?;
-        sqlx::migrate!("./migrations").run(&write).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         // An in-memory database is private to its connection: read through the writer.
         let read = if memory {
             write.clone()
@@ -86,139 +71,73 @@ impl Db {
                 .connect_with(options)
                 .await?
         };
-        Ok(Db { read, write })
+        Ok(SqliteStore { read, write })
     }
 
-    /// Whether the database answers (for `/healthz`).
-    pub async fn ping(&self) -> Result<(), DbError> {
+    pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
-    /// Closes both pools, waiting for their connections to finish.
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
     }
 
-    /// The changes of `list` after version `after`, at most `limit` of them.
-    pub async fn pull(&self, list: Uid, after: u64, limit: u32) -> Result<PullPage, DbError> {
-        // Fetch one more than asked to learn whether more remain.
-        let rows = sqlx::query(
+    /// Up to `limit + 1` changes of `list` after `after`.
+    pub async fn pull_rows(
+        &self,
+        list: Uid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<PullRow>, StoreError> {
+        Ok(sqlx::query_as(
             "SELECT uid, version, state FROM nodes \
              WHERE list_uid = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
         )
         .bind(list.to_string())
-        // SQLite integers are signed: a cursor past i64::MAX (no version ever gets
-        // there) must not wrap around to a negative one and pull everything again.
-        .bind(after.min(i64::MAX as u64) as i64)
+        .bind(after)
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.read)
-        .await?;
-        let more = rows.len() > limit as usize;
-        let mut changes = Vec::with_capacity(rows.len().min(limit as usize));
-        for row in rows.iter().take(limit as usize) {
-            let version: i64 = row.try_get("version")?;
-            changes.push(Change {
-                version: version as u64,
-                node: decode_state(row)?,
-            });
-        }
-        let cursor = changes.last().map_or(after, |c| c.version);
-        Ok(PullPage {
-            list,
-            changes,
-            cursor,
-            more,
-            server_time_ms: crate::model::clock::wall_clock_ms(),
-        })
+        .await?)
     }
 
-    /// Every stored row of every table as a line of text, in a stable order: a
-    /// fingerprint of the whole store, so tests (and an operator) can tell that a
-    /// refused request changed nothing at all, not just nothing in one list.
-    pub async fn dump(&self) -> Result<Vec<String>, DbError> {
-        let mut lines = Vec::new();
-        for row in sqlx::query("SELECT uid, created_at_ms FROM lists ORDER BY uid")
+    pub async fn list_version(&self, list: Uid) -> Result<u64, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT version FROM lists WHERE uid = ?1")
+            .bind(list.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+
+    pub async fn dump(&self) -> Result<Vec<String>, StoreError> {
+        let lists = sqlx::query_as("SELECT uid, created_at_ms, version FROM lists ORDER BY uid")
             .fetch_all(&self.read)
-            .await?
-        {
-            let (uid, at): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
-            lines.push(format!("list {uid} {at}"));
-        }
-        for row in sqlx::query("SELECT uid, list_uid, kind, version, state FROM nodes ORDER BY uid")
-            .fetch_all(&self.read)
-            .await?
-        {
-            let (uid, list, kind, version, state): (String, String, Option<String>, i64, String) = (
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-            );
-            lines.push(format!("node {uid} {list} {kind:?} {version} {state}"));
-        }
-        for row in sqlx::query(
+            .await?;
+        let nodes =
+            sqlx::query_as("SELECT uid, list_uid, kind, version, state FROM nodes ORDER BY uid")
+                .fetch_all(&self.read)
+                .await?;
+        let seqs = sqlx::query_as(
             "SELECT list_uid, client, last_seq FROM client_seqs ORDER BY list_uid, client",
         )
         .fetch_all(&self.read)
-        .await?
-        {
-            let (list, client, seq): (String, String, i64) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            lines.push(format!("seq {list} {client} {seq}"));
-        }
-        Ok(lines)
-    }
-
-    /// The highest version stored, where a fresh writer continues from.
-    pub async fn max_version(&self) -> Result<u64, DbError> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM nodes")
-            .fetch_one(&self.write)
-            .await?;
-        Ok(v.unwrap_or(0) as u64)
+        .await?;
+        Ok(dump_lines(lists, nodes, seqs))
     }
 }
 
 /// The writer's connection commits thousands of rows per transaction (a group of
-/// pushes; see [`super::sync`]). With SQLite's default 2 MB page cache those dirty
-/// pages spilled to the WAL mid-transaction and were read back, and the statement
-/// journal of each multi-row upsert spilled to a temporary file: most of the
-/// writer's time went to `pwrite`/`pread` (docs/BENCHMARKS.md, "ingest"). A larger
-/// cache (it only grows as pages are used) and in-memory temporary files keep a
-/// group's work in memory until the commit writes it to the WAL once.
+/// pushes; see [`crate::server::sync`]). With SQLite's default 2 MB page cache those
+/// dirty pages spilled to the WAL mid-transaction and were read back, and the
+/// statement journal of each multi-row upsert spilled to a temporary file: most of
+/// the writer's time went to `pwrite`/`pread` (docs/BENCHMARKS.md, "ingest"). A
+/// larger cache (it only grows as pages are used) and in-memory temporary files keep
+/// a group's work in memory until the commit writes it to the WAL once.
 fn writer_tuning(options: SqliteConnectOptions) -> SqliteConnectOptions {
     options
         .pragma("cache_size", "-32768") // KiB: 32 MiB
         .pragma("temp_store", "memory")
-}
-
-/// Loads the given nodes (any list) inside the writer's transaction.
-pub async fn load_nodes(
-    conn: &mut SqliteConnection,
-    uids: &[Uid],
-) -> Result<HashMap<Uid, StoredNode>, DbError> {
-    let mut found = HashMap::with_capacity(uids.len());
-    // SQLite allows 32766 parameters; chunk well below that.
-    for chunk in uids.chunks(500) {
-        let placeholders = vec!["?"; chunk.len()].join(",");
-        let sql = format!("SELECT uid, list_uid, state FROM nodes WHERE uid IN ({placeholders})");
-        let mut query = sqlx::query(&sql);
-        for uid in chunk {
-            query = query.bind(uid.to_string());
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let node = decode_state(&row)?;
-            let list: String = row.try_get("list_uid")?;
-            let list = Uid::parse(&list).map_err(|e| DbError::Corrupt {
-                uid: node.uid.to_string(),
-                detail: e.to_string(),
-            })?;
-            found.insert(node.uid, StoredNode { list, node });
-        }
-    }
-    Ok(found)
 }
 
 /// Rows per multi-row statement. The writer thread of sqlx's SQLite driver costs a
@@ -232,8 +151,51 @@ fn placeholders(rows: usize, columns: usize) -> String {
     vec![row; rows].join(",")
 }
 
-/// A list and a client id: whose sequence numbers `client_seqs` records.
-pub type SeqKey = (Uid, String);
+/// The last version of each stored list among `lists` (the writer is the only one,
+/// so no lock is needed beyond SQLite's own).
+pub async fn list_versions(
+    conn: &mut SqliteConnection,
+    lists: &[Uid],
+) -> Result<HashMap<Uid, u64>, StoreError> {
+    let mut found = HashMap::with_capacity(lists.len());
+    for chunk in lists.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT uid, version FROM lists WHERE uid IN ({})",
+            vec!["?"; chunk.len()].join(",")
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+        for list in chunk {
+            query = query.bind(list.to_string());
+        }
+        for (uid, version) in query.fetch_all(&mut *conn).await? {
+            found.insert(parse_uid(&uid)?, version as u64);
+        }
+    }
+    Ok(found)
+}
+
+/// Loads the given nodes (any list) inside the writer's transaction.
+pub async fn load_nodes(
+    conn: &mut SqliteConnection,
+    uids: &[Uid],
+) -> Result<HashMap<Uid, StoredNode>, StoreError> {
+    let mut found = HashMap::with_capacity(uids.len());
+    // SQLite allows 32766 parameters; chunk well below that.
+    for chunk in uids.chunks(ROWS_PER_STATEMENT) {
+        let placeholders = vec!["?"; chunk.len()].join(",");
+        let sql = format!("SELECT uid, list_uid, state FROM nodes WHERE uid IN ({placeholders})");
+        let mut query = sqlx::query_as::<_, (String, String, String)>(&sql);
+        for uid in chunk {
+            query = query.bind(uid.to_string());
+        }
+        for (uid, list, state) in query.fetch_all(&mut *conn).await? {
+            let node = decode_state(uid, &state)?;
+            let list = parse_uid(&list)?;
+            found.insert(node.uid, StoredNode { list, node });
+        }
+    }
+    Ok(found)
+}
 
 /// The last sequence number applied for each `(list, client)` that has one.
 ///
@@ -244,7 +206,7 @@ pub type SeqKey = (Uid, String);
 pub async fn last_seqs(
     conn: &mut SqliteConnection,
     keys: &[SeqKey],
-) -> Result<HashMap<SeqKey, u64>, DbError> {
+) -> Result<HashMap<SeqKey, u64>, StoreError> {
     let mut found = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let wanted: HashSet<&SeqKey> = chunk.iter().collect();
@@ -269,11 +231,7 @@ pub async fn last_seqs(
         }
         for row in query.fetch_all(&mut *conn).await? {
             let list: String = row.try_get("list_uid")?;
-            let list = Uid::parse(&list).map_err(|e| DbError::Corrupt {
-                uid: list.clone(),
-                detail: e.to_string(),
-            })?;
-            let key = (list, row.try_get("client")?);
+            let key = (parse_uid(&list)?, row.try_get("client")?);
             if wanted.contains(&key) {
                 let seq: i64 = row.try_get("last_seq")?;
                 found.insert(key, seq as u64);
@@ -283,38 +241,38 @@ pub async fn last_seqs(
     Ok(found)
 }
 
-/// Records the lists' existence (idempotent).
-pub async fn ensure_lists(
+/// Creates the lists that are new and records each one's last version.
+pub async fn store_lists(
     conn: &mut SqliteConnection,
-    lists: &[Uid],
+    lists: &[ListRow],
     now_ms: u64,
-) -> Result<(), DbError> {
+) -> Result<(), StoreError> {
     for chunk in lists.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO lists (uid, created_at_ms) VALUES {} ON CONFLICT DO NOTHING",
-            placeholders(chunk.len(), 2)
+            "INSERT INTO lists (uid, created_at_ms, version) VALUES {} \
+             ON CONFLICT (uid) DO UPDATE SET version = excluded.version",
+            placeholders(chunk.len(), 3)
         );
         let mut query = sqlx::query(&sql);
         for list in chunk {
-            query = query.bind(list.to_string()).bind(now_ms as i64);
+            query = query
+                .bind(list.uid.to_string())
+                .bind(now_ms as i64)
+                .bind(list.version as i64);
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// A node's merged state to store under a new version.
-pub struct NodeRow<'a> {
-    pub list: Uid,
-    pub node: &'a Node,
-    pub version: u64,
-}
-
 /// Stores node states (at most one row per uid), a few hundred per statement.
 ///
 /// While SQLite runs one statement on sqlx's worker thread, this task encodes the
 /// next chunk's JSON, so the two threads work side by side instead of in turn.
-pub async fn store_nodes(conn: &mut SqliteConnection, rows: &[NodeRow<'_>]) -> Result<(), DbError> {
+pub async fn store_nodes(
+    conn: &mut SqliteConnection,
+    rows: &[NodeRow<'_>],
+) -> Result<(), StoreError> {
     let mut chunks = rows.chunks(ROWS_PER_STATEMENT);
     let Some(mut chunk) = chunks.next() else {
         return Ok(());
@@ -322,13 +280,8 @@ pub async fn store_nodes(conn: &mut SqliteConnection, rows: &[NodeRow<'_>]) -> R
     let mut states = encode_states(chunk)?;
     loop {
         let next = chunks.next();
-        let sql = format!(
-            "INSERT INTO nodes (uid, list_uid, kind, version, state) VALUES {} \
-             ON CONFLICT (uid) DO UPDATE SET kind = excluded.kind, \
-             version = excluded.version, state = excluded.state",
-            placeholders(chunk.len(), 5)
-        );
-        let mut query = sqlx::query(&sql);
+        let query_sql = upsert_nodes_sql(chunk.len());
+        let mut query = sqlx::query(&query_sql);
         for (row, state) in chunk.iter().zip(states) {
             query = query
                 .bind(row.node.uid.to_string())
@@ -342,7 +295,9 @@ pub async fn store_nodes(conn: &mut SqliteConnection, rows: &[NodeRow<'_>]) -> R
         let (stored, encoded) = tokio::join!(query.execute(&mut *conn), async {
             next.map(encode_states).transpose()
         });
-        stored?;
+        if stored?.rows_affected() < chunk.len() as u64 {
+            return Err(StoreError::Conflict(chunk[0].node.uid));
+        }
         match (next, encoded?) {
             (Some(next), Some(encoded)) => {
                 chunk = next;
@@ -353,23 +308,28 @@ pub async fn store_nodes(conn: &mut SqliteConnection, rows: &[NodeRow<'_>]) -> R
     }
 }
 
+/// The upsert of `rows` node rows; a uid held by another list is left alone (and
+/// so counted as not written).
+fn upsert_nodes_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO nodes (uid, list_uid, kind, version, state) VALUES {} \
+         ON CONFLICT (uid) DO UPDATE SET kind = excluded.kind, \
+         version = excluded.version, state = excluded.state \
+         WHERE nodes.list_uid = excluded.list_uid",
+        placeholders(rows, 5)
+    )
+}
+
 /// The stored JSON of each row's node.
-fn encode_states(rows: &[NodeRow<'_>]) -> Result<Vec<String>, DbError> {
-    rows.iter()
-        .map(|row| {
-            serde_json::to_string(row.node).map_err(|e| DbError::Corrupt {
-                uid: row.node.uid.to_string(),
-                detail: e.to_string(),
-            })
-        })
-        .collect()
+fn encode_states(rows: &[NodeRow<'_>]) -> Result<Vec<String>, StoreError> {
+    rows.iter().map(|row| encode_state(row.node)).collect()
 }
 
 /// Records the highest sequence number applied for each `(list, client)`.
 pub async fn store_last_seqs(
     conn: &mut SqliteConnection,
     seqs: &[(SeqKey, u64)],
-) -> Result<(), DbError> {
+) -> Result<(), StoreError> {
     for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO client_seqs (list_uid, client, last_seq) VALUES {} \
@@ -389,19 +349,10 @@ pub async fn store_last_seqs(
     Ok(())
 }
 
-fn decode_state(row: &SqliteRow) -> Result<Node, DbError> {
-    let uid: String = row.try_get("uid")?;
-    let state: String = row.try_get("state")?;
-    serde_json::from_str(&state).map_err(|e| DbError::Corrupt {
-        uid,
-        detail: e.to_string(),
-    })
-}
-
-fn create_parent_dir(file: &Path) -> Result<(), DbError> {
+fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
     match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|e| DbError::CreateDir {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::CreateDir {
                 dir: dir.display().to_string(),
                 detail: e.to_string(),
             })
@@ -417,7 +368,7 @@ mod tests {
     fn config(url: String) -> DatabaseConfig {
         DatabaseConfig {
             url,
-            synchronous: Synchronous::Full,
+            ..DatabaseConfig::default()
         }
     }
 
@@ -425,7 +376,7 @@ mod tests {
     async fn fresh_file_database_is_created_migrated_and_in_wal_mode() {
         let dir = tempdir();
         let path = dir.join("nested/dir/tether.db");
-        let db = Db::open(&config(format!("sqlite://{}", path.display())))
+        let db = SqliteStore::open(&config(format!("sqlite://{}", path.display())))
             .await
             .unwrap();
         assert!(path.exists(), "the file and its directories are created");
@@ -448,10 +399,10 @@ mod tests {
             assert!(tables.iter().any(|n| n == t), "{t} in {tables:?}");
         }
         db.ping().await.unwrap();
-        assert_eq!(db.max_version().await.unwrap(), 0);
+        assert_eq!(db.list_version(Uid::new()).await.unwrap(), 0);
         db.close().await;
         // Opening again applies no migration twice.
-        let db = Db::open(&config(format!("sqlite://{}", path.display())))
+        let db = SqliteStore::open(&config(format!("sqlite://{}", path.display())))
             .await
             .unwrap();
         db.ping().await.unwrap();
@@ -461,9 +412,11 @@ mod tests {
 
     #[tokio::test]
     async fn in_memory_database_works() {
-        let db = Db::open(&config("sqlite::memory:".into())).await.unwrap();
-        db.ping().await.unwrap();
-        let page = db.pull(Uid::new(), 0, 10).await.unwrap();
+        let store = crate::server::store::Store::open(&config("sqlite::memory:".into()))
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        let page = store.pull(Uid::new(), 0, 10).await.unwrap();
         assert!(page.changes.is_empty());
         assert!(!page.more);
         assert_eq!(page.cursor, 0);
