@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # builds invalidate each other's artifacts in target/.
 export LEPTOS_OUTPUT_NAME := tether
 
-.PHONY: help setup run dev test test-native lint test-e2e build-dev build-release \
+.PHONY: help setup run dev cluster test test-native lint test-e2e build-dev build-release \
         wasm-target cargo-leptos wasm-bindgen chromium node-modules proptest-long bench \
         crash-long fuzz bench-browser
 
@@ -26,6 +26,7 @@ help:
 	@echo "make run    set up, build a release and serve Tether at http://127.0.0.1:3000"
 	@echo "make test   set up and run every test (native, clippy, fmt, Playwright)"
 	@echo "make dev    cargo leptos watch (rebuilds and reloads on change)"
+	@echo "make cluster  PostgreSQL + 3 nodes + nginx on http://127.0.0.1:3000"
 
 # ---- set-up (idempotent) ------------------------------------------------------------
 
@@ -72,13 +73,30 @@ run: build-release
 dev: setup
 	cargo leptos watch
 
+# Three nodes on a throwaway PostgreSQL behind nginx on http://127.0.0.1:3000
+# (docs/DEPLOYMENT.md); prints where each part logs; Ctrl-C stops everything.
+cluster: build-release
+	scripts/cluster.sh
+
 # ---- test ---------------------------------------------------------------------------
 
-test: setup test-native lint test-e2e
-	@echo "make test: all passed (native tests, clippy ssr+hydrate, fmt, Playwright)"
+# Everything runs inside one throwaway PostgreSQL cluster (scripts/postgres.sh: installs
+# the server from Debian's packages if missing, starts it on a free loopback port in a
+# temporary directory as the `postgres` user, removes it afterwards whatever happened).
+test: setup
+	scripts/postgres.sh run $(MAKE) --no-print-directory test-native lint test-e2e
+	@echo "make test: all passed (native tests on SQLite and PostgreSQL, clippy ssr+hydrate, fmt, Playwright)"
+
+# The server suites that run a second time with every test server on PostgreSQL
+# (crash.rs stays on SQLite: it copies the database files from disk; tests/cluster.rs
+# covers a node killed on PostgreSQL).
+PG_SUITES := server_basics server_sync server_live server_bad_input isolation \
+             server_durability hostile
 
 test-native:
 	cargo test --features ssr
+	@[ -n "$${TETHER_TEST_POSTGRES:-}" ] || { echo "TETHER_TEST_POSTGRES is not set: run 'make test'"; exit 1; }
+	TETHER_TEST_STORE=postgres cargo test --features ssr $(addprefix --test ,$(PG_SUITES))
 
 lint:
 	cargo fmt --all --check

@@ -90,9 +90,55 @@ pub fn config(dir: &Path) -> Config {
         log: "warn".into(),
         ..Config::default()
     };
-    config.database.url = format!("sqlite://{}", dir.join("t.db").display());
+    config.database.url = database_url(dir, "t.db");
     config.sync.max_pushes_per_second = 1_000_000;
     config
+}
+
+/// The PostgreSQL server the tests may use, as a URL (`make test` starts a
+/// throwaway one: `scripts/postgres.sh run`), if there is one.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("TETHER_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether this run of the suite stores on PostgreSQL (`TETHER_TEST_STORE=postgres`,
+/// set by `make test` for its second pass) rather than on SQLite files.
+pub fn on_postgres() -> bool {
+    std::env::var("TETHER_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// The database a test server in `dir` stores in: a SQLite file named `file` in
+/// `dir`, or, when the suite runs on PostgreSQL, a database of its own named after
+/// `dir` (created by the server at start; the same `dir` names the same database,
+/// so a restarted server finds what it stored).
+pub fn database_url(dir: &Path, file: &str) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", dir.join(file).display());
+    }
+    let server = postgres_server().expect("TETHER_TEST_STORE=postgres needs TETHER_TEST_POSTGRES");
+    postgres_database(
+        &server,
+        &format!("{}_{file}", dir.file_name().unwrap().to_string_lossy()),
+    )
+}
+
+/// The URL of the database `name` (made a valid identifier) on the server `server`.
+pub fn postgres_database(server: &str, name: &str) -> String {
+    let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = format!("t_{}", &name[name.len().saturating_sub(60)..]);
+    format!("{base}/{name}")
 }
 
 /// A running server with its database directory and a client for its API.
@@ -666,10 +712,7 @@ pub mod binary {
         command
             .current_dir(dir)
             .env("TETHER_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "TETHER_DATABASE_URL",
-                format!("sqlite://{}", dir.join("bin.db").display()),
-            )
+            .env("TETHER_DATABASE_URL", super::database_url(dir, "bin.db"))
             .env("TETHER_SITE_ROOT", dir.join("site"))
             .env("TETHER_LOG", "warn")
             .stdin(Stdio::null())
