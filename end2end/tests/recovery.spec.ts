@@ -64,6 +64,7 @@ test("after a refused push the list is pulled again whole, though live changes a
   // The reload pulls pages of 3; after its first page another browser adds an item,
   // which reaches this page's live socket before the page does.
   let pulls = 0;
+  let firstPageAnswered = false;
   await page.route("**/api/pull", async (route) => {
     const body = JSON.parse(route.request().postData() ?? "{}");
     const response = await route.fetch({ postData: JSON.stringify({ ...body, limit: 3 }) });
@@ -71,8 +72,11 @@ test("after a refused push the list is pulled again whole, though live changes a
       await addTodos(other, "added during the reload");
       await expect.poll(() => liveArrived).toBe(true);
       await page.waitForTimeout(200);
+      await route.fulfill({ response });
+      firstPageAnswered = true;
+    } else {
+      await route.fulfill({ response });
     }
-    await route.fulfill({ response });
   });
   // The next push is refused for good: it is dropped and the list reloaded.
   await page.route(
@@ -82,11 +86,12 @@ test("after a refused push the list is pulled again whole, though live changes a
   );
   await addTodos(page, "refused");
   await expect(page.locator(".status .problem")).toContainText("refused");
+  await expect.poll(() => firstPageAnswered, { timeout: 15_000 }).toBe(true);
   await settled(page);
   await settled(other);
-  expect(pulls, "the reload took several pages").toBeGreaterThan(2);
   const expected = [...many, "added during the reload"];
   await expect(titles(page)).toHaveText(expected);
   await expect.poll(() => rows(page)).toEqual(await rows(other));
+  expect(pulls, "the reload took several pages").toBeGreaterThan(2);
   await other.context().close();
 });

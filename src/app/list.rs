@@ -219,9 +219,10 @@ impl Items {
 
     /// Marks every task done, or every task not done if all are.
     fn toggle_all(&self) {
-        let target = !self.all_done();
+        let tasks = self.tasks.get_untracked();
+        let target = self.done.get_untracked() < tasks.len();
         self.client.with_value(|c| {
-            for uid in self.tasks.get_untracked() {
+            for uid in tasks {
                 let _ = c.set(uid, DONE_FIELD, json!(target));
             }
         });
