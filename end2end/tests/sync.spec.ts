@@ -181,11 +181,21 @@ test("reload keeps everything, and a new browser context loads it from the serve
   await expect(titles(page)).toHaveText(["one", "two", "three"]);
   await expect(todo(page, "two")).toHaveClass(/completed/);
 
-  // The local copy, not the server, brings back what the server never got: written
-  // while no sync call is answered, then reloaded (the server's HTML lacks it).
+  // With no sync call answered, the list opened inside the app (no page load, so no
+  // server HTML) shows from this browser's local copy alone.
   let blocked = true;
   await page.route("**/api/**", (route) => (blocked ? route.abort() : route.fallback()));
   await page.routeWebSocket("**/api/live", (ws) => (blocked ? ws.close() : ws.connectToServer()));
+  await page.goto("/");
+  await expect(page.locator(".server-status")).toContainText("Server unreachable", { timeout: 15_000 });
+  await page.locator(`.your-lists li[data-uid="${id}"] a`).click();
+  await expect(page).toHaveURL(new RegExp(`/l/${id}$`));
+  await expect(titles(page)).toHaveText(["one", "two", "three"]);
+  await expect(todo(page, "two")).toHaveClass(/completed/);
+  await expect(page.locator(".status")).not.toHaveAttribute("data-state", "online");
+
+  // What the server never got comes back from the local copy too: written while
+  // no sync call is answered, then reloaded (the server's HTML lacks it).
   await addTodos(page, "four");
   await todo(page, "one").locator(".toggle").check();
   await expect(page.locator(".status .pending")).toHaveAttribute("data-count", "2");
