@@ -111,12 +111,13 @@ test("a server answering 5xx is retried with backoff, the badge shows it, nothin
 
 test("a push that gets no answer times out and is retried; it is applied once", async ({ page, browser }) => {
   const id = await openList(page);
-  let hung = 0;
+  let pushes = 0;
+  let firstAck: { acked_seq: number; version: number } | undefined;
   await page.route("**/api/push", async (route) => {
-    if (hung === 0) {
-      hung++;
+    if (pushes++ === 0) {
       // Let the server commit it, but never answer the browser.
-      await route.fetch().catch(() => {});
+      const answer = await route.fetch();
+      firstAck = await answer.json();
       await new Promise(() => {});
     } else {
       await route.continue();
@@ -127,6 +128,15 @@ test("a push that gets no answer times out and is retried; it is applied once", 
   // The badge says "retrying" between the timeout and the (quick) retry.
   await expect.poll(() => statesSeen(page), { timeout: 15_000 }).toContain("retrying");
   await settled(page);
+  expect(pushes, "the batch was sent again").toBeGreaterThan(1);
+  // The server stored it once: the retry changed nothing, so the list's newest
+  // change is still the first push's.
+  expect(firstAck?.acked_seq).toBe(1);
+  const pulled = await (
+    await page.request.post("/api/pull", { data: { list: id, after: 0, limit: null } })
+  ).json();
+  expect(pulled.changes).toHaveLength(1);
+  expect(pulled.cursor).toBeLessThanOrEqual(firstAck!.version);
   const other = await (await browser.newContext()).newPage();
   await openList(other, id);
   await expect(titles(other)).toHaveText(["once only"]);

@@ -181,10 +181,38 @@ test("reload keeps everything, and a new browser context loads it from the serve
   await expect(titles(page)).toHaveText(["one", "two", "three"]);
   await expect(todo(page, "two")).toHaveClass(/completed/);
 
+  // With no sync call answered, the list opened inside the app (no page load, so no
+  // server HTML) shows from this browser's local copy alone.
+  let blocked = true;
+  await page.route("**/api/**", (route) => (blocked ? route.abort() : route.fallback()));
+  await page.routeWebSocket("**/api/live", (ws) => (blocked ? ws.close() : ws.connectToServer()));
+  await page.goto("/");
+  await expect(page.locator(".server-status")).toContainText("Server unreachable", { timeout: 15_000 });
+  await page.locator(`.your-lists li[data-uid="${id}"] a`).click();
+  await expect(page).toHaveURL(new RegExp(`/l/${id}$`));
+  await expect(titles(page)).toHaveText(["one", "two", "three"]);
+  await expect(todo(page, "two")).toHaveClass(/completed/);
+  await expect(page.locator(".status")).not.toHaveAttribute("data-state", "online");
+
+  // What the server never got comes back from the local copy too: written while
+  // no sync call is answered, then reloaded (the server's HTML lacks it).
+  await addTodos(page, "four");
+  await todo(page, "one").locator(".toggle").check();
+  await expect(page.locator(".status .pending")).toHaveAttribute("data-count", "2");
+  await page.reload();
+  await hydrated(page);
+  await expect(titles(page)).toHaveText(["one", "two", "three", "four"]);
+  await expect(todo(page, "one")).toHaveClass(/completed/);
+  await expect(page.locator(".status .pending")).toHaveAttribute("data-count", "2");
+  await expect(page.locator(".status")).not.toHaveAttribute("data-state", "online");
+  blocked = false;
+  await settled(page);
+
   const other = await (await browser.newContext()).newPage();
   await openList(other, id);
-  await expect(titles(other)).toHaveText(["one", "two", "three"]);
+  await expect(titles(other)).toHaveText(["one", "two", "three", "four"]);
   await expect(todo(other, "two")).toHaveClass(/completed/);
+  await expect(todo(other, "one")).toHaveClass(/completed/);
   await other.context().close();
 });
 
@@ -256,15 +284,29 @@ test("an item re-renders only when its own fields change", async ({ page }) => {
 
 test("local-only state (which item is being edited) never leaves the tab", async ({ page, browser }) => {
   const id = await openList(page);
-  await addTodos(page, "shared");
-  const other = await (await browser.newContext()).newPage();
+  await addTodos(page, "shared", "other");
+  await settled(page);
+  const otherContext = await browser.newContext();
+  const other = await otherContext.newPage();
   await openList(other, id);
+  const sameBrowser = await page.context().newPage();
+  await openList(sameBrowser, id);
   await todo(page, "shared").locator("label").dblclick();
   await expect(todo(page, "shared")).toHaveClass(/editing/);
   await expect(page.locator(".status .pending")).toHaveAttribute("data-count", "0");
-  // A synced change made afterwards arrives, but the editing state does not.
-  await addTodos(other, "later");
-  await expect(titles(page)).toHaveText(["shared", "later"]);
-  await expect(todo(other, "shared")).not.toHaveClass(/editing/);
-  await other.context().close();
+  // While still editing, a synced change made in the same tab (a click that does not
+  // move the focus) reaches the other browser and the other tab; the editing state
+  // does not.
+  await todo(page, "other").locator(".toggle").evaluate((el: HTMLElement) => el.click());
+  await expect(todo(page, "shared")).toHaveClass(/editing/);
+  for (const elsewhere of [other, sameBrowser]) {
+    await expect(todo(elsewhere, "other")).toHaveClass(/completed/);
+    await expect(todo(elsewhere, "shared")).toHaveCount(1);
+    await expect(todo(elsewhere, "shared")).not.toHaveClass(/editing/);
+  }
+  // Nor is it on the server.
+  const pulled = await page.request.post("/api/pull", { data: { list: id, after: 0, limit: null } });
+  expect(JSON.stringify(await pulled.json())).not.toContain("editing");
+  await otherContext.close();
+  await sameBrowser.close();
 });

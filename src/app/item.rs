@@ -6,7 +6,12 @@
 use leptos::{html::Input, prelude::*};
 use serde_json::json;
 
-use super::{sync_client::SyncClient, view_tree::use_view};
+use super::{
+    item_views::{text_limit, DONE_FIELD, TITLE_FIELD},
+    sync_client::SyncClient,
+    text_field::TypedText,
+    view_tree::use_view,
+};
 use crate::model::{Uid, Value};
 
 fn text(value: &Value) -> String {
@@ -15,6 +20,7 @@ fn text(value: &Value) -> String {
 
 /// Editing a title in place: double-click to start; Enter or blur saves (trimmed;
 /// empty deletes the node); Escape cancels, and the blur that follows it does not save.
+/// A title the model refuses (too long) stays in the field with the reason under it.
 #[derive(Clone, Copy)]
 struct TitleEditor {
     uid: Uid,
@@ -22,16 +28,19 @@ struct TitleEditor {
     title: RwSignal<Value>,
     editing: RwSignal<Value>,
     input: NodeRef<Input>,
+    typed: TypedText,
 }
 
 impl TitleEditor {
     fn new(client: &SyncClient, uid: Uid) -> TitleEditor {
+        let kind = client.kind(uid).unwrap_or_default();
         TitleEditor {
             uid,
             client: StoredValue::new(client.clone()),
-            title: client.field(uid, "title").into(),
+            title: client.field(uid, TITLE_FIELD).into(),
             editing: client.local(uid, "editing").into(),
             input: NodeRef::new(),
+            typed: TypedText::new(text_limit(&kind, TITLE_FIELD)),
         }
     }
 
@@ -44,6 +53,7 @@ impl TitleEditor {
             .with_value(|c| c.set_local(self.uid, "editing", json!(true)));
         let input = self.input;
         let title = text(&self.title.get_untracked());
+        self.typed.typed(&title);
         request_animation_frame(move || {
             if let Some(input) = input.get_untracked() {
                 input.set_value(&title);
@@ -53,6 +63,7 @@ impl TitleEditor {
     }
 
     fn stop(&self) {
+        self.typed.clear();
         self.client
             .with_value(|c| c.set_local(self.uid, "editing", Value::Null));
     }
@@ -65,14 +76,18 @@ impl TitleEditor {
             return;
         };
         let value = input.value().trim().to_string();
-        self.stop();
-        self.client.with_value(|c| {
-            if value.is_empty() {
-                c.delete(self.uid);
-            } else {
-                c.set(self.uid, "title", json!(value));
-            }
-        });
+        if value.is_empty() {
+            self.stop();
+            self.client.with_value(|c| c.delete(self.uid));
+            return;
+        }
+        match self
+            .client
+            .with_value(|c| c.set(self.uid, TITLE_FIELD, json!(value)))
+        {
+            Ok(()) => self.stop(),
+            Err(e) => self.typed.refuse(&e),
+        }
     }
 
     fn cancel(&self) {
@@ -82,17 +97,21 @@ impl TitleEditor {
         self.stop();
     }
 
-    /// The `input.edit` field, shown (by CSS) while the item is being edited.
+    /// The `input.edit` field, shown (by CSS) while the item is being edited, with
+    /// the title's limit and any refusal under it.
     fn field(self) -> impl IntoView {
+        let typed = self.typed;
         view! {
             <input
                 class="edit"
                 node_ref=self.input
                 value=move || text(&self.title.get())
                 prop:value=move || text(&self.title.get())
+                on:input=move |ev| typed.typed(&event_target_value(&ev))
                 on:keydown=move |ev| self.on_key(&ev)
                 on:blur=move |_| self.save()
             />
+            <Show when=move || self.is_editing()>{typed.hints()}</Show>
         }
     }
 
@@ -109,7 +128,7 @@ impl TitleEditor {
 #[component]
 pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
     let view = use_view("todo", Some((uid, "todo".into())));
-    let completed: RwSignal<Value> = client.field(uid, "completed").into();
+    let completed: RwSignal<Value> = client.field(uid, DONE_FIELD).into();
     let done = move || completed.get() == Value::Bool(true);
     let editor = TitleEditor::new(&client, uid);
     let client = StoredValue::new(client);
@@ -131,7 +150,7 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
                     prop:checked=done
                     on:change=move |ev| {
                         let checked = event_target_checked(&ev);
-                        client.with_value(|c| c.set(uid, "completed", json!(checked)));
+                        let _ = client.with_value(|c| c.set(uid, DONE_FIELD, json!(checked)));
                     }
                 />
                 <label on:dblclick=move |_| editor.start()>

@@ -15,15 +15,16 @@ use serde_json::json;
 use super::{
     errors::{BadListLink, NotFound},
     inspector::Inspector,
-    item_views::item_views,
+    item_views::{is_task, item_views, text_limit, AddItem, DONE_FIELD, TITLE_FIELD},
     status::StatusBadge,
     sync_client::SyncClient,
-    view_tree::use_view,
+    text_field::TypedText,
+    view_tree::{use_view, View},
 };
 use crate::model::{
-    kinds::{List, Section, Todo},
+    kinds::List,
     wire::{PullPage, SyncError},
-    Placement, Uid, Value,
+    Model, Uid, Value,
 };
 
 /// Which items the list shows.
@@ -126,7 +127,8 @@ fn ListLoader(list: Uid, filter: Signal<Filter>) -> impl IntoView {
     }
 }
 
-/// The TodoMVC list view.
+/// The TodoMVC list view: the header (title, new item), the items, the footer
+/// (count, filters, clear completed), and below it the status and the inspector.
 #[component]
 pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
     let list = client.list();
@@ -137,143 +139,228 @@ pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
         let client = client.clone();
         Effect::new(move |_| client.start());
     }
+    let items = Items::new(&client, filter);
+    let list_title: RwSignal<Value> = client.field(list, TITLE_FIELD).into();
+    view! {
+        <Title text=move || format!("{} · Tether", shown_title(&list_title.get())) />
+        <section class="todoapp" data-view=view.dom_uid() data-list=list.to_string()>
+            <header class="header">
+                <ListTitle client=client.clone() />
+                <NewItem client=client.clone() />
+            </header>
+            <ItemList items />
+            <ListFooter items filter list />
+        </section>
+        <BelowList client view />
+    }
+}
 
-    let children: RwSignal<Vec<Uid>> = client.children(list).into();
-    let list_title: RwSignal<Value> = client.field(list, "title").into();
-    let client = StoredValue::new(client);
-    let kind_of = move |uid: Uid| client.with_value(|c| c.kind(uid)).unwrap_or_default();
-    let is_completed =
-        move |uid: Uid| client.with_value(|c| c.field(uid, "completed")).get() == Value::Bool(true);
-    let todos = Memo::new(move |_| {
-        children
-            .get()
-            .into_iter()
-            .filter(|uid| kind_of(*uid) == "todo")
-            .collect::<Vec<_>>()
-    });
-    let completed_count =
-        Memo::new(move |_| todos.get().into_iter().filter(|u| is_completed(*u)).count());
-    let total = Memo::new(move |_| todos.with(Vec::len));
-    let remaining = move || total.get() - completed_count.get();
-    let empty = Memo::new(move |_| children.with(Vec::is_empty));
-    let visible = Memo::new(move |_| {
-        let filter = filter.get();
-        children
-            .get()
-            .into_iter()
-            .filter(|uid| kind_of(*uid) != "todo" || filter.shows(is_completed(*uid)))
-            .collect::<Vec<_>>()
-    });
+/// The list's children as the view needs them: all of them, the tasks among them
+/// (kinds with a done flag, see [`super::item_views::DONE_FIELD`]), how many are
+/// done, and those the filter shows. Which kinds are tasks comes from the registry.
+#[derive(Clone, Copy)]
+struct Items {
+    client: StoredValue<SyncClient>,
+    children: RwSignal<Vec<Uid>>,
+    tasks: Memo<Vec<Uid>>,
+    done: Memo<usize>,
+    visible: Memo<Vec<Uid>>,
+}
 
-    let new_todo = NodeRef::<Input>::new();
-    let add = move |as_section: bool| {
-        let Some(input) = new_todo.get_untracked() else {
-            return;
+impl Items {
+    fn new(client: &SyncClient, filter: Signal<Filter>) -> Items {
+        let children: RwSignal<Vec<Uid>> = client.children(client.list()).into();
+        let client = StoredValue::new(client.clone());
+        let task = move |uid: &Uid| {
+            client
+                .with_value(|c| c.kind(*uid))
+                .is_some_and(|k| is_task(&k))
         };
-        let title = input.value().trim().to_string();
-        if title.is_empty() {
-            return;
+        let done = move |uid: Uid| {
+            client.with_value(|c| c.field(uid, DONE_FIELD)).get() == Value::Bool(true)
+        };
+        let tasks = Memo::new(move |_| children.get().into_iter().filter(task).collect::<Vec<_>>());
+        let visible = Memo::new(move |_| {
+            let filter = filter.get();
+            children
+                .get()
+                .into_iter()
+                .filter(|uid| !task(uid) || filter.shows(done(*uid)))
+                .collect::<Vec<_>>()
+        });
+        Items {
+            client,
+            children,
+            tasks,
+            done: Memo::new(move |_| tasks.get().into_iter().filter(|u| done(*u)).count()),
+            visible,
         }
-        client.with_value(|c| {
-            if as_section {
-                c.create(list, Placement::End, &Section { title });
-            } else {
-                c.create(
-                    list,
-                    Placement::End,
-                    &Todo {
-                        title,
-                        completed: false,
-                    },
-                );
+    }
+
+    fn is_done(&self, uid: Uid) -> bool {
+        self.client.with_value(|c| c.field_value(uid, DONE_FIELD)) == Value::Bool(true)
+    }
+
+    fn total(&self) -> usize {
+        self.tasks.with(Vec::len)
+    }
+
+    fn remaining(&self) -> usize {
+        self.total() - self.done.get()
+    }
+
+    fn all_done(&self) -> bool {
+        self.total() > 0 && self.done.get() == self.total()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.children.with(Vec::is_empty)
+    }
+
+    /// Marks every task done, or every task not done if all are.
+    fn toggle_all(&self) {
+        let tasks = self.tasks.get_untracked();
+        let target = self.done.get_untracked() < tasks.len();
+        self.client.with_value(|c| {
+            for uid in tasks {
+                let _ = c.set(uid, DONE_FIELD, json!(target));
             }
         });
-        input.set_value("");
-    };
-    let toggle_all = move |_| {
-        let target = completed_count.get_untracked() < total.get_untracked();
-        client.with_value(|c| {
-            for uid in todos.get_untracked() {
-                c.set(uid, "completed", json!(target));
-            }
-        });
-    };
-    let clear_completed = move |_| {
-        client.with_value(|c| {
-            for uid in todos.get_untracked() {
-                if is_completed(uid) {
+    }
+
+    fn clear_completed(&self) {
+        self.client.with_value(|c| {
+            for uid in self.tasks.get_untracked() {
+                if self.is_done(uid) {
                     c.delete(uid);
                 }
             }
         });
-    };
-    let show_inspector = RwSignal::new(false);
-    let title_text = move || shown_title(&list_title.get());
+    }
+}
 
+/// The new-item field: Enter adds the registry's Enter kind (a todo), each button its
+/// kind (a section heading), with the typed text as title. A refused text stays in
+/// the field with the reason; the title's limit shows as it nears.
+#[component]
+fn NewItem(client: SyncClient) -> impl IntoView {
+    let list = client.list();
+    let client = StoredValue::new(client);
+    let input = NodeRef::<Input>::new();
+    let on_enter = item_views().enter_add();
+    let typed = TypedText::new(on_enter.and_then(|a| a.limit));
+    let add = move |adder: AddItem| {
+        let Some(field) = input.get_untracked() else {
+            return;
+        };
+        let title = field.value().trim().to_string();
+        if title.is_empty() {
+            return;
+        }
+        match client.with_value(|c| adder.create(c, list, title)) {
+            Ok(_) => {
+                field.set_value("");
+                typed.clear();
+            }
+            Err(e) => typed.refuse(&e),
+        }
+    };
+    let buttons = item_views()
+        .button_adds()
+        .into_iter()
+        .map(|adder| {
+            let (label, hint) = adder.button.unwrap_or_default();
+            view! {
+                <button class=format!("add-item add-{}", adder.kind) title=hint on:click=move |_| add(adder)>
+                    {label}
+                </button>
+            }
+        })
+        .collect_view();
     view! {
-        <Title text=move || format!("{} · Tether", title_text()) />
-        <section class="todoapp" data-view=view.dom_uid() data-list=list.to_string()>
-            <header class="header">
-                <ListTitle client=client.get_value() />
-                <input
-                    class="new-todo"
-                    placeholder="What needs to be done?"
-                    autofocus
-                    node_ref=new_todo
-                    on:keydown=move |ev| {
-                        if ev.key() == "Enter" {
-                            add(false);
-                        }
-                    }
+        <input
+            class="new-todo"
+            placeholder="What needs to be done?"
+            autofocus
+            node_ref=input
+            on:input=move |ev| typed.typed(&event_target_value(&ev))
+            on:keydown=move |ev| {
+                if let (Some(adder), "Enter") = (on_enter, ev.key().as_str()) {
+                    add(adder);
+                }
+            }
+        />
+        {buttons}
+        {typed.hints()}
+    }
+}
+
+/// Toggle-all and the items, each shown by its kind's component.
+#[component]
+fn ItemList(items: Items) -> impl IntoView {
+    let all_done = move || items.all_done();
+    view! {
+        <main class="main" class:hidden=move || items.is_empty()>
+            <input
+                id="toggle-all"
+                class="toggle-all"
+                type="checkbox"
+                checked=all_done
+                prop:checked=all_done
+                on:change=move |_| items.toggle_all()
+            />
+            <label for="toggle-all">"Mark all as complete"</label>
+            <ul class="todo-list">
+                <For
+                    each=move || items.visible.get()
+                    key=|uid| *uid
+                    children=move |uid| item_views().render(items.client.get_value(), uid)
                 />
-                <button class="add-section" title="Add the text as a section heading" on:click=move |_| add(true)>
-                    "+ heading"
-                </button>
-            </header>
-            <main class="main" class:hidden=empty>
-                <input
-                    id="toggle-all"
-                    class="toggle-all"
-                    type="checkbox"
-                    checked=move || { total.get() > 0 && completed_count.get() == total.get() }
-                    prop:checked=move || { total.get() > 0 && completed_count.get() == total.get() }
-                    on:change=toggle_all
-                />
-                <label for="toggle-all">"Mark all as complete"</label>
-                <ul class="todo-list">
-                    <For
-                        each=move || visible.get()
-                        key=|uid| *uid
-                        children=move |uid| item_views().render(client.get_value(), uid)
-                    />
-                </ul>
-            </main>
-            <footer class="footer" class:hidden=empty>
-                <span class="todo-count">
-                    <strong>{remaining}</strong>
-                    {move || if remaining() == 1 { " item left" } else { " items left" }}
-                </span>
-                <ul class="filters">
-                    {[(Filter::All, "All"), (Filter::Active, "Active"), (Filter::Completed, "Completed")]
-                        .into_iter()
-                        .map(|(f, label)| view! {
-                            <li>
-                                <a href=f.href(list) class:selected=move || filter.get() == f>{label}</a>
-                            </li>
-                        })
-                        .collect_view()}
-                </ul>
-                <button
-                    class="clear-completed"
-                    class:hidden=move || completed_count.get() == 0
-                    on:click=clear_completed
-                >
-                    "Clear completed"
-                </button>
-            </footer>
-        </section>
+            </ul>
+        </main>
+    }
+}
+
+/// The count of tasks left, the filters and "clear completed".
+#[component]
+fn ListFooter(items: Items, filter: Signal<Filter>, list: Uid) -> impl IntoView {
+    let remaining = move || items.remaining();
+    view! {
+        <footer class="footer" class:hidden=move || items.is_empty()>
+            <span class="todo-count">
+                <strong>{remaining}</strong>
+                {move || if remaining() == 1 { " item left" } else { " items left" }}
+            </span>
+            <ul class="filters">
+                {[(Filter::All, "All"), (Filter::Active, "Active"), (Filter::Completed, "Completed")]
+                    .into_iter()
+                    .map(|(f, label)| view! {
+                        <li>
+                            <a href=f.href(list) class:selected=move || filter.get() == f>{label}</a>
+                        </li>
+                    })
+                    .collect_view()}
+            </ul>
+            <button
+                class="clear-completed"
+                class:hidden=move || items.done.get() == 0
+                on:click=move |_| items.clear_completed()
+            >
+                "Clear completed"
+            </button>
+        </footer>
+    }
+}
+
+/// Under the list: the status badge, the inspector's toggle and the share link.
+#[component]
+fn BelowList(client: SyncClient, view: View) -> impl IntoView {
+    let list = client.list();
+    let show_inspector = RwSignal::new(false);
+    let status = client.status().clone();
+    view! {
         <div class="below">
-            <StatusBadge status=client.with_value(|c| c.status().clone()) />
+            <StatusBadge status />
             <button
                 class="toggle-inspector"
                 aria-pressed=move || show_inspector.get().to_string()
@@ -284,7 +371,7 @@ pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
             <p class="share">"Share this list: " <a href=format!("/l/{list}")>{format!("/l/{list}")}</a></p>
         </div>
         <Show when=move || show_inspector.get()>
-            <Inspector client=client.get_value() root=view.clone() />
+            <Inspector client=client.clone() root=view.clone() />
         </Show>
     }
 }
@@ -297,27 +384,48 @@ fn shown_title(title: &Value) -> String {
         .map_or_else(|| "todos".to_string(), str::to_string)
 }
 
-/// The list's title, shown as the page's `h1`; double-click to rename.
+/// The list's title, shown as the page's `h1`; double-click to rename. A refused
+/// title (too long) keeps the editor open with the typed text and the reason.
 #[component]
 fn ListTitle(client: SyncClient) -> impl IntoView {
     let list = client.list();
-    let title: RwSignal<Value> = client.field(list, "title").into();
+    let title: RwSignal<Value> = client.field(list, TITLE_FIELD).into();
     let editing = RwSignal::new(false);
     let input = NodeRef::<Input>::new();
+    let typed = TypedText::new(text_limit(List::KIND, TITLE_FIELD));
     let client = StoredValue::new(client);
     let shown = move || shown_title(&title.get());
-    let save = move || {
-        if !editing.get_untracked() {
-            return;
-        }
+    let stop = move || {
         editing.set(false);
-        let Some(input) = input.get_untracked() else {
+        typed.clear();
+    };
+    let save = move || {
+        let Some(input) = input.get_untracked().filter(|_| editing.get_untracked()) else {
             return;
         };
         let value = input.value().trim().to_string();
-        client.with_value(|c| {
+        let saved = client.with_value(|c| {
             c.ensure_root(&List::default());
-            c.set(list, "title", json!(value));
+            c.set(list, TITLE_FIELD, json!(value))
+        });
+        match saved {
+            Ok(()) => stop(),
+            Err(e) => typed.refuse(&e),
+        }
+    };
+    let start = move |_| {
+        editing.set(true);
+        let current = title
+            .get_untracked()
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        typed.typed(&current);
+        request_animation_frame(move || {
+            if let Some(el) = input.get_untracked() {
+                el.set_value(&current);
+                let _ = el.focus();
+            }
         });
     };
     view! {
@@ -325,16 +433,7 @@ fn ListTitle(client: SyncClient) -> impl IntoView {
             class="list-title"
             class:editing=move || editing.get()
             title="Double-click to rename"
-            on:dblclick=move |_| {
-                editing.set(true);
-                let current = title.get_untracked().as_str().unwrap_or_default().to_string();
-                request_animation_frame(move || {
-                    if let Some(el) = input.get_untracked() {
-                        el.set_value(&current);
-                        let _ = el.focus();
-                    }
-                });
-            }
+            on:dblclick=start
         >
             {shown}
         </h1>
@@ -343,12 +442,14 @@ fn ListTitle(client: SyncClient) -> impl IntoView {
             class:hidden=move || !editing.get()
             aria-label="List title"
             node_ref=input
+            on:input=move |ev| typed.typed(&event_target_value(&ev))
             on:keydown=move |ev| match ev.key().as_str() {
                 "Enter" => save(),
-                "Escape" => editing.set(false),
+                "Escape" => stop(),
                 _ => {}
             }
             on:blur=move |_| save()
         />
+        <Show when=move || editing.get()>{typed.hints()}</Show>
     }
 }

@@ -11,7 +11,7 @@
 //! * [`view_tree`] — views with UIDs, parents and children;
 //! * [`item_views`] — the registry from a node's kind to the component that shows it;
 //! * [`home`], [`list`], [`item`], [`status`], [`inspector`], [`errors`] — the pages
-//!   and their parts.
+//!   and their parts; [`text_field`] — a text field's limit and refusals.
 
 pub mod api;
 #[cfg(feature = "hydrate")]
@@ -24,6 +24,7 @@ pub mod item_views;
 pub mod list;
 pub mod status;
 pub mod sync_client;
+pub mod text_field;
 pub mod view_tree;
 
 use leptos::prelude::*;

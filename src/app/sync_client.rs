@@ -64,8 +64,12 @@ pub struct SyncStatus {
     pub connection: ArcRwSignal<Connection>,
     /// Ops written here and not yet acknowledged.
     pub pending: ArcRwSignal<usize>,
-    /// Wall time (ms) the replica was last known to be up to date with the server.
-    pub last_synced_ms: ArcRwSignal<Option<u64>>,
+    /// The server's time (ms) the replica was last known to be caught up to: the
+    /// cursor's time. Every value is on the server's clock, never the browser's.
+    pub synced_at_ms: ArcRwSignal<Option<u64>>,
+    /// The server's clock minus this browser's (ms), as last measured from an answer
+    /// carrying `server_time_ms`; `None` before the first.
+    pub server_offset_ms: ArcRwSignal<Option<i64>>,
     /// A problem worth telling the user (storage full, a rejected write, …).
     pub problem: ArcRwSignal<Option<String>>,
 }
@@ -105,9 +109,11 @@ impl SyncClient {
             let events = events.clone();
             replica.observe(Box::new(move |e: &Event| lock(&events).push(e.clone())));
         }
-        replica.apply_remote(&seed.changes, seed.server_time_ms);
+        if is_served(seed) {
+            replica.apply_remote(&seed.changes, seed.server_time_ms);
+        }
         lock(&events).clear();
-        let last_synced = (seed.server_time_ms > 0).then_some(seed.server_time_ms);
+        let synced_at = replica.cursor().synced_at_ms;
         SyncClient(Arc::new(Inner {
             list,
             replica: Mutex::new(replica),
@@ -119,12 +125,26 @@ impl SyncClient {
             status: SyncStatus {
                 connection: ArcRwSignal::new(Connection::Idle),
                 pending: ArcRwSignal::new(0),
-                last_synced_ms: ArcRwSignal::new(last_synced),
+                synced_at_ms: ArcRwSignal::new(synced_at),
+                server_offset_ms: ArcRwSignal::new(None),
                 problem: ArcRwSignal::new(None),
             },
             #[cfg(feature = "hydrate")]
             browser: Default::default(),
         }))
+        .with_server_time(seed)
+    }
+
+    /// Measures the server's clock from a seed the server made (hydration only: on
+    /// the server it would compare the server's clock with itself).
+    fn with_server_time(self, seed: &PullPage) -> SyncClient {
+        #[cfg(feature = "hydrate")]
+        if is_served(seed) {
+            self.note_server_time(seed.server_time_ms);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = seed;
+        self
     }
 
     /// The client of `list` for this page: in the browser one per list for the whole
@@ -137,7 +157,9 @@ impl SyncClient {
             static CLIENTS: OnceLock<Mutex<HashMap<Uid, SyncClient>>> = OnceLock::new();
             let clients = CLIENTS.get_or_init(Mutex::default);
             if let Some(client) = lock(clients).get(&list) {
-                client.apply_remote(&seed.changes, seed.server_time_ms);
+                if is_served(seed) {
+                    client.apply_remote(&seed.changes, seed.server_time_ms);
+                }
                 return client.clone();
             }
             let client = SyncClient::new(list, super::browser::tab_client(), seed);
@@ -250,14 +272,18 @@ impl SyncClient {
 
     // ---- synced writes -------------------------------------------------------------
 
-    /// Creates a node of kind `M` under `parent`; returns its new UID.
-    pub fn create<M: Model>(&self, parent: Uid, at: Placement, value: &M) -> Option<Uid> {
+    /// Creates a node of kind `M` under `parent`; returns its new UID, or why it
+    /// was refused (nothing is written then).
+    pub fn create<M: Model>(
+        &self,
+        parent: Uid,
+        at: Placement,
+        value: &M,
+    ) -> Result<Uid, ModelError> {
         let now = now_ms();
-        self.write(|r| r.create(parent, at, value, now))
-            .map(|(uid, op)| {
-                self.after_local_write(op);
-                uid
-            })
+        let (uid, op) = self.write(|r| r.create(parent, at, value, now))?;
+        self.after_local_write(op);
+        Ok(uid)
     }
 
     /// Creates the list's own node (its title lives there) if it does not exist yet.
@@ -267,26 +293,27 @@ impl SyncClient {
             return;
         }
         let now = now_ms();
-        if let Some(op) = self.write(|r| r.create_root(value, now)) {
+        if let Ok(op) = self.write(|r| r.create_root(value, now)) {
             self.after_local_write(op);
         }
     }
 
-    /// Sets one field (synced).
-    pub fn set(&self, uid: Uid, field: &str, value: Value) {
+    /// Sets one field (synced); an unchanged value writes nothing. On refusal
+    /// nothing is written and the error says why.
+    pub fn set(&self, uid: Uid, field: &str, value: Value) -> Result<(), ModelError> {
         if self.field_value(uid, field) == value {
-            return;
+            return Ok(());
         }
         let now = now_ms();
-        if let Some(op) = self.write(|r| r.set(uid, field, value, now)) {
-            self.after_local_write(op);
-        }
+        let op = self.write(|r| r.set(uid, field, value, now))?;
+        self.after_local_write(op);
+        Ok(())
     }
 
     /// Deletes a node (a tombstone: a concurrent edit elsewhere does not bring it back).
     pub fn delete(&self, uid: Uid) {
         let now = now_ms();
-        if let Some(op) = self.write(|r| r.delete(uid, now)) {
+        if let Ok(op) = self.write(|r| r.delete(uid, now)) {
             self.after_local_write(op);
         }
     }
@@ -294,22 +321,23 @@ impl SyncClient {
     /// Moves a node under `parent` at `at`.
     pub fn move_to(&self, uid: Uid, parent: Uid, at: Placement) {
         let now = now_ms();
-        if let Some(op) = self.write(|r| r.move_to(uid, parent, at, now)) {
+        if let Ok(op) = self.write(|r| r.move_to(uid, parent, at, now)) {
             self.after_local_write(op);
         }
     }
 
-    /// Runs a local write; a refused write (invalid input) is reported, not panicked.
-    fn write<R>(&self, f: impl FnOnce(&mut Replica) -> Result<R, ModelError>) -> Option<R> {
+    /// Runs a local write; a refused write (invalid input) is reported in the
+    /// status badge too, not panicked.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut Replica) -> Result<R, ModelError>,
+    ) -> Result<R, ModelError> {
         let result = f(&mut lock(&self.0.replica));
         self.dispatch();
-        match result {
-            Ok(r) => Some(r),
-            Err(e) => {
-                self.0.status.problem.set(Some(format!("Not saved: {e}")));
-                None
-            }
+        if let Err(e) = &result {
+            self.0.status.problem.set(Some(format!("Not saved: {e}")));
         }
+        result
     }
 
     fn after_local_write(&self, op: Op) {
@@ -340,12 +368,26 @@ impl SyncClient {
         r
     }
 
-    /// Marks the replica as up to date with the server now.
-    pub fn mark_synced(&self) {
-        self.0
-            .status
-            .last_synced_ms
-            .set(Some(crate::model::clock::wall_clock_ms()));
+    /// Records the server's clock from an answer that carries it (`server_time_ms`
+    /// of a pull page or a push acknowledgement), received now.
+    pub fn note_server_time(&self, server_time_ms: u64) {
+        let offset = Some(server_time_ms as i64 - now_ms() as i64);
+        let signal = &self.0.status.server_offset_ms;
+        if signal.get_untracked() != offset {
+            signal.set(offset);
+        }
+    }
+
+    /// The time a live change (which carries none) is current as of: the server's
+    /// clock now, as far as this browser can tell. Until the server's clock has been
+    /// measured the cursor keeps its time (the browser's clock would be another one).
+    pub fn live_time_ms(&self) -> u64 {
+        match self.0.status.server_offset_ms.get_untracked() {
+            Some(offset) => server_now(now_ms(), Some(offset)),
+            None => self
+                .with_replica(|r| r.cursor().synced_at_ms)
+                .unwrap_or_else(now_ms),
+        }
     }
 
     /// Turns the replica's queued events into signal updates, outside its lock.
@@ -358,6 +400,7 @@ impl SyncClient {
         let fields = lock(&self.0.fields);
         let children = lock(&self.0.children);
         let mut pending_changed = false;
+        let mut cursor_changed = false;
         // A page of 10,000 new items is 10,000 events under one parent: list each
         // parent's children once per dispatch, not once per event.
         let mut parents = std::collections::HashSet::new();
@@ -378,16 +421,21 @@ impl SyncClient {
                     parents.insert(*parent);
                 }
                 Event::OutboxChanged => pending_changed = true,
-                Event::CursorChanged => {}
+                Event::CursorChanged => cursor_changed = true,
             }
         }
         for parent in parents {
             refresh_children(&replica, &children, parent);
         }
         let pending = replica.pending();
+        let synced_at = replica.cursor().synced_at_ms;
         drop((replica, fields, children));
         if pending_changed && self.0.status.pending.get_untracked() != pending {
             self.0.status.pending.set(pending);
+        }
+        let status = &self.0.status.synced_at_ms;
+        if cursor_changed && status.get_untracked() != synced_at {
+            status.set(synced_at);
         }
         self.0.changed.notify();
     }
@@ -418,6 +466,18 @@ fn current_field(replica: &Replica, uid: Uid, field: &str) -> Value {
         .and_then(|kind| registry().kind(kind).ok())
         .and_then(|info| info.fields.iter().find(|f| f.name == field))
         .map_or(Value::Null, |spec| (spec.default)())
+}
+
+/// A seed the server made (on the server, or serialised for hydration), as opposed
+/// to the empty one the browser starts from when it moves to a list by itself: that
+/// one carries no time and must not move the cursor's time to 0.
+fn is_served(seed: &PullPage) -> bool {
+    seed.server_time_ms > 0
+}
+
+/// The server's clock at local time `local_ms`, given the measured offset.
+pub fn server_now(local_ms: u64, offset_ms: Option<i64>) -> u64 {
+    local_ms.saturating_add_signed(offset_ms.unwrap_or(0))
 }
 
 /// Wall-clock milliseconds, from the browser's clock in the browser.

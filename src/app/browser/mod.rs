@@ -26,8 +26,9 @@ use std::{
 use wasm_bindgen::{prelude::Closure, JsCast};
 use web_sys::{BroadcastChannel, MessageEvent, WebSocket};
 
+use super::item_views::{is_task, DONE_FIELD};
 use super::sync_client::{Connection, SyncClient};
-use crate::model::{kinds::Todo, ClientId, Op, Uid};
+use crate::model::{ClientId, Op, Uid};
 
 /// Flags and counters of one list's browser session.
 #[derive(Default)]
@@ -41,6 +42,8 @@ pub struct Session {
     pub(crate) socket_wanted: AtomicBool,
     pub(crate) socket_open: AtomicBool,
     pub(crate) catching_up: AtomicBool,
+    /// Catch-ups by pulling started so far; a running one stops when a newer starts.
+    pub(crate) catch_ups: AtomicU32,
     pub(crate) last_heard_ms: AtomicU64,
     /// When the next retry (push or socket) is due, 0 if none is waiting.
     pub(crate) retry_at_ms: AtomicU64,
@@ -68,6 +71,9 @@ pub(crate) struct ChannelHandles {
 pub(crate) struct Handles {
     pub socket: Option<SocketHandles>,
     pub channel: Option<ChannelHandles>,
+    /// Live changes held back while a catch-up pulls (`Some` while it runs); see
+    /// `transport::start_catch_up`.
+    pub held: Option<Vec<crate::model::wire::Change>>,
 }
 
 thread_local! {
@@ -89,18 +95,27 @@ pub(crate) fn now() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// Starts the browser session of `client` (once).
+/// Starts the browser session of `client` (once): what this browser already has,
+/// then the other tabs and the server, then timers and browser events.
 pub fn start(client: &SyncClient) {
-    let session = client.session();
-    if session.started.swap(true, Ordering::SeqCst) {
+    if client.session().started.swap(true, Ordering::SeqCst) {
         return;
     }
-    let list = client.list();
     let me = tab_client();
+    load_local(client, me);
+    transport::measure_server_clock(client);
+    tabs::join(client);
+    transport::connect(client);
+    transport::schedule_flush(client);
+    schedule_save(client);
+    keep_time(client, me);
+    follow_browser(client, me);
+}
 
-    // 1. What this browser already has: the mirrored replica, then outboxes of tabs
-    //    that are gone (their ops are applied here and pushed under their own ids).
-    match mirror::load_state(list) {
+/// Merges the mirrored replica, then the outboxes of tabs that are gone (their ops
+/// are applied here and pushed under their own ids).
+fn load_local(client: &SyncClient, me: ClientId) {
+    match mirror::load_state(client.list()) {
         Ok(Some(stored)) => {
             client.update_replica(|r| r.merge_replica(&stored));
         }
@@ -109,14 +124,10 @@ pub fn start(client: &SyncClient) {
     }
     adopt_orphans(client, me);
     mirror::heartbeat(me, now());
+}
 
-    // 2. Other tabs, the server.
-    tabs::join(client);
-    transport::connect(client);
-    transport::schedule_flush(client);
-    schedule_save(client);
-
-    // 3. Timers and browser events.
+/// This tab's heartbeat, the socket's, the badge's state, and adopting orphans.
+fn keep_time(client: &SyncClient, me: ClientId) {
     every(2_000, {
         let client = client.clone();
         move || {
@@ -129,6 +140,10 @@ pub fn start(client: &SyncClient) {
         let client = client.clone();
         move || adopt_orphans(&client, me)
     });
+}
+
+/// The browser going online or offline, and the page being hidden or shown again.
+fn follow_browser(client: &SyncClient, me: ClientId) {
     on_window_event("online", {
         let client = client.clone();
         move || {
@@ -234,13 +249,14 @@ pub fn summary(client: &SyncClient) -> mirror::ListSummary {
         .get::<crate::model::kinds::List>(list)
         .map(|l| l.title)
         .unwrap_or_default();
-    let open = client.with_replica(|r| {
-        r.children(list)
-            .into_iter()
-            .filter_map(|uid| r.get::<Todo>(uid)?.ok())
-            .filter(|t| !t.completed)
-            .count()
-    });
+    let open = client
+        .with_replica(|r| r.children(list))
+        .into_iter()
+        .filter(|uid| {
+            client.kind(*uid).is_some_and(|k| is_task(&k))
+                && client.field_value(*uid, DONE_FIELD) != serde_json::Value::Bool(true)
+        })
+        .count();
     mirror::ListSummary {
         uid: list,
         title,
@@ -267,6 +283,7 @@ pub(crate) fn refresh_connection(client: &SyncClient) {
         Connection::Offline { retry_in_ms }
     } else if !session.socket_open.load(Ordering::SeqCst) // still connecting
         || session.catching_up.load(Ordering::SeqCst)
+        || transport::holding(client.list())
         || session.flushing.load(Ordering::SeqCst)
         || client.with_replica(|r| r.pending()) > 0
     {

@@ -4,13 +4,18 @@
 //!
 //! Failures are retried with exponential backoff and full jitter (so a thousand tabs
 //! dropped at once do not come back at once), with no user action; the status badge
-//! shows the wait. A push the server refuses for good (a typed 4xx) is dropped from
+//! shows the wait. A batch the server finds too large (413) is split and its parts
+//! pushed. A push the server refuses for good (another typed 4xx) is dropped from
 //! the outbox, reported, and the list is reloaded from the server so this replica
-//! does not keep a change nobody else will ever see.
+//! does not keep a change nobody else will ever see; live changes are held back
+//! while it reloads (see [`start_catch_up`]).
 
 use std::sync::atomic::Ordering;
 
-use leptos::{prelude::Set, task::spawn_local};
+use leptos::{
+    prelude::{GetUntracked, Set},
+    task::spawn_local,
+};
 use wasm_bindgen::{prelude::Closure, JsCast};
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
@@ -18,8 +23,8 @@ use super::{with_handles, Session};
 use crate::{
     app::{api, sync_client::SyncClient},
     model::{
-        wire::{Change, ClientMessage, ServerMessage, SyncError},
-        Uid,
+        wire::{Change, ClientMessage, PushAck, ServerMessage, SyncError},
+        ClientId, Op, Uid,
     },
 };
 
@@ -77,6 +82,20 @@ pub async fn sleep(ms: u64) {
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
+/// Measures the server's clock (`/api/ping`) unless an answer has already: a list
+/// opened by moving inside the app has no seed from the server to measure it from.
+pub fn measure_server_clock(client: &SyncClient) {
+    if client.status().server_offset_ms.get_untracked().is_some() {
+        return;
+    }
+    let client = client.clone();
+    spawn_local(async move {
+        if let Ok(info) = api::ping().await {
+            client.note_server_time(info.server_time_ms);
+        }
+    });
+}
+
 /// Pushes the outbox unless a flush is already running (which then goes again).
 pub fn schedule_flush(client: &SyncClient) {
     let session = &client.session();
@@ -93,60 +112,26 @@ pub fn schedule_flush(client: &SyncClient) {
 
 async fn flush(client: SyncClient) {
     let session = client.session();
+    // Halved each time the server finds a batch too large, for this flush.
+    let mut limit = MAX_BATCH;
     loop {
         session.flush_again.store(false, Ordering::SeqCst);
-        while let Some((owner, ops)) = client.next_batch(MAX_BATCH) {
+        while let Some((owner, ops)) = client.next_batch(limit) {
             super::refresh_connection(&client);
-            let values = ops
-                .iter()
-                .filter_map(|op| serde_json::to_value(op).ok())
-                .collect();
-            let push = api::push(client.list().to_string(), owner.to_string(), values);
-            match with_timeout(PUSH_TIMEOUT_MS, push).await {
+            let error = match push(&client, owner, &ops).await {
                 Ok(ack) => {
-                    session.push_failures.store(0, Ordering::SeqCst);
-                    session.server_trouble.store(false, Ordering::SeqCst);
-                    session.retry_at_ms.store(0, Ordering::SeqCst);
-                    client.update_replica(|r| r.ack(owner, ack.acked_seq));
-                    super::persist_outbox(&client, owner);
+                    acknowledged(&client, owner, &ack);
+                    continue;
                 }
-                Err(error)
-                    if retryable(&error)
-                        || (waits_for_other_writer(&error)
-                            && session.push_failures.load(Ordering::SeqCst)
-                                < MISSING_NODE_ATTEMPTS) =>
-                {
-                    let attempt = session.push_failures.fetch_add(1, Ordering::SeqCst);
-                    let wait = match error {
-                        SyncError::RateLimited { retry_after_ms } => retry_after_ms.max(100),
-                        _ => backoff_ms(attempt),
-                    };
-                    session
-                        .server_trouble
-                        .store(server_trouble(&error), Ordering::SeqCst);
-                    session
-                        .retry_at_ms
-                        .store(super::now() + wait, Ordering::SeqCst);
-                    super::refresh_connection(&client);
-                    session.flushing.store(false, Ordering::SeqCst);
-                    let again = client.clone();
-                    spawn_local(async move {
-                        sleep(wait).await;
-                        schedule_flush(&again);
-                    });
-                    return;
-                }
-                Err(error) => {
-                    // Refused for good: drop the batch, say so, reload from the server.
-                    let last = ops.iter().map(|op| op.seq).max().unwrap_or(0);
-                    client.update_replica(|r| r.ack(owner, last));
-                    super::persist_outbox(&client, owner);
-                    client
-                        .status()
-                        .problem
-                        .set(Some(format!("The server refused a change: {error}")));
-                    resync_from_scratch(&client);
-                }
+                Err(error) => error,
+            };
+            if let Some(smaller) = smaller_batch(&error, ops.len()) {
+                limit = smaller;
+            } else if worth_retrying(session, &error) {
+                retry_later(&client, &error);
+                return;
+            } else {
+                refused(&client, owner, &ops, &error);
             }
         }
         if !session.flush_again.load(Ordering::SeqCst) {
@@ -155,6 +140,81 @@ async fn flush(client: SyncClient) {
     }
     session.flushing.store(false, Ordering::SeqCst);
     super::refresh_connection(&client);
+}
+
+/// Pushes one batch of `owner`'s ops, giving up after [`PUSH_TIMEOUT_MS`].
+async fn push(client: &SyncClient, owner: ClientId, ops: &[Op]) -> Result<PushAck, SyncError> {
+    let values = ops
+        .iter()
+        .filter_map(|op| serde_json::to_value(op).ok())
+        .collect();
+    let push = api::push(client.list().to_string(), owner.to_string(), values);
+    with_timeout(PUSH_TIMEOUT_MS, push).await
+}
+
+fn acknowledged(client: &SyncClient, owner: ClientId, ack: &PushAck) {
+    let session = client.session();
+    session.push_failures.store(0, Ordering::SeqCst);
+    session.server_trouble.store(false, Ordering::SeqCst);
+    session.retry_at_ms.store(0, Ordering::SeqCst);
+    client.note_server_time(ack.server_time_ms);
+    client.update_replica(|r| r.ack(owner, ack.acked_seq));
+    super::persist_outbox(client, owner);
+}
+
+/// The batch size to try after the server found a batch of `len` ops too large:
+/// half of it for a body over `max_request_bytes`, the server's maximum for too many
+/// ops. `None` for other errors, and for a single op (it cannot be split: refused).
+fn smaller_batch(error: &SyncError, len: usize) -> Option<usize> {
+    let smaller = match error {
+        SyncError::BodyTooLarge { .. } => len / 2,
+        SyncError::TooManyOps { max, .. } => (*max).min(len.saturating_sub(1)),
+        _ => return None,
+    };
+    (smaller >= 1).then_some(smaller)
+}
+
+/// Whether a failed push is tried again (later) rather than refused for good.
+fn worth_retrying(session: &Session, error: &SyncError) -> bool {
+    retryable(error)
+        || (waits_for_other_writer(error)
+            && session.push_failures.load(Ordering::SeqCst) < MISSING_NODE_ATTEMPTS)
+}
+
+/// Schedules the next flush after a backoff (or the server's `retry_after_ms`) and
+/// ends this one.
+fn retry_later(client: &SyncClient, error: &SyncError) {
+    let session = client.session();
+    let attempt = session.push_failures.fetch_add(1, Ordering::SeqCst);
+    let wait = match error {
+        SyncError::RateLimited { retry_after_ms } => (*retry_after_ms).max(100),
+        _ => backoff_ms(attempt),
+    };
+    session
+        .server_trouble
+        .store(server_trouble(error), Ordering::SeqCst);
+    session
+        .retry_at_ms
+        .store(super::now() + wait, Ordering::SeqCst);
+    super::refresh_connection(client);
+    session.flushing.store(false, Ordering::SeqCst);
+    let again = client.clone();
+    spawn_local(async move {
+        sleep(wait).await;
+        schedule_flush(&again);
+    });
+}
+
+/// A batch refused for good: drop it, say so, reload the list from the server.
+fn refused(client: &SyncClient, owner: ClientId, ops: &[Op], error: &SyncError) {
+    let last = ops.iter().map(|op| op.seq).max().unwrap_or(0);
+    client.update_replica(|r| r.ack(owner, last));
+    super::persist_outbox(client, owner);
+    client
+        .status()
+        .problem
+        .set(Some(format!("The server refused a change: {error}")));
+    start_catch_up(client, true);
 }
 
 /// Whether a failed push reached a server that answered badly (a 5xx, a timeout,
@@ -186,27 +246,78 @@ fn retryable(error: &SyncError) -> bool {
     )
 }
 
-/// Throws away the replica's server state and reloads it (keeping pending ops).
-fn resync_from_scratch(client: &SyncClient) {
-    client.update_replica(|r| r.reset_server_state());
-    let client = client.clone();
-    spawn_local(async move {
-        let _ = catch_up(&client).await;
+/// Catches up by pulling, from the cursor or (`from_scratch`) from version 0 after
+/// throwing away the replica's server state (pending ops are kept).
+///
+/// Live changes that arrive meanwhile are held back until the last page is in, then
+/// applied: applied at once they would move the cursor past pages not pulled yet,
+/// and those changes would never arrive. A newer catch-up replaces a running one.
+pub fn start_catch_up(client: &SyncClient, from_scratch: bool) {
+    let generation = client.session().catch_ups.fetch_add(1, Ordering::SeqCst) + 1;
+    with_handles(client.list(), |h| {
+        h.held.get_or_insert_with(Vec::new);
     });
+    if from_scratch {
+        client.update_replica(|r| r.reset_server_state());
+    }
+    let after = client.with_replica(|r| r.cursor().version);
+    let client = client.clone();
+    spawn_local(async move { catch_up(client, after, generation).await });
 }
 
-/// Pulls every page after the replica's cursor.
-pub async fn catch_up(client: &SyncClient) -> Result<(), SyncError> {
-    loop {
-        let after = client.with_replica(|r| r.cursor().version);
-        let page = api::pull(client.list().to_string(), after, None).await?;
+/// Pulls every page after `after`, retrying failed pulls with backoff, then lets the
+/// held live changes through. Stops quietly if a newer catch-up has started.
+async fn catch_up(client: SyncClient, mut after: u64, generation: u32) {
+    let session = client.session();
+    let current = || session.catch_ups.load(Ordering::SeqCst) == generation;
+    let mut failures = 0;
+    while current() {
+        let page = match api::pull(client.list().to_string(), after, None).await {
+            Ok(page) => page,
+            Err(_) => {
+                sleep(backoff_ms(failures)).await;
+                failures += 1;
+                continue;
+            }
+        };
+        if !current() {
+            return;
+        }
+        client.note_server_time(page.server_time_ms);
         client.apply_remote(&page.changes, page.server_time_ms);
-        super::schedule_save(client);
+        super::schedule_save(&client);
+        after = page.cursor;
         if !page.more {
-            client.mark_synced();
-            return Ok(());
+            release_held(&client);
+            return;
         }
     }
+}
+
+/// Ends holding live changes back and applies those held.
+fn release_held(client: &SyncClient) {
+    let held = with_handles(client.list(), |h| h.held.take()).unwrap_or_default();
+    if !held.is_empty() {
+        client.apply_remote(&held, client.live_time_ms());
+        super::schedule_save(client);
+    }
+    super::refresh_connection(client);
+}
+
+/// True while a catch-up by pulling holds live changes back.
+pub fn holding(list: Uid) -> bool {
+    with_handles(list, |h| h.held.is_some())
+}
+
+/// Keeps `changes` back while a catch-up runs (`None`), or gives them back to apply.
+fn hold(list: Uid, changes: Vec<Change>) -> Option<Vec<Change>> {
+    with_handles(list, |h| match h.held.as_mut() {
+        Some(held) => {
+            held.extend(changes);
+            None
+        }
+        None => Some(changes),
+    })
 }
 
 /// The live socket's address on this page's host.
@@ -325,26 +436,28 @@ fn on_server_message(client: &SyncClient, message: ServerMessage) {
             let Some(changes) = gather(client.list(), changes, more) else {
                 return;
             };
-            client.apply_remote(&changes, super::now());
+            let Some(changes) = hold(client.list(), changes) else {
+                return;
+            };
+            // Live changes carry no server time: they are current as of the server's
+            // clock now, as far as this browser can tell.
+            client.apply_remote(&changes, client.live_time_ms());
             super::schedule_save(client);
-            if !more && session.socket_open.load(Ordering::SeqCst) {
-                client.mark_synced();
-            }
         }
         ServerMessage::Subscribed { .. } => {
             session.socket_open.store(true, Ordering::SeqCst);
             session.catching_up.store(false, Ordering::SeqCst);
             session.socket_failures.store(0, Ordering::SeqCst);
-            client.mark_synced();
+            // Caught up with the server now (unless a pull is still catching up).
+            if !holding(client.list()) {
+                client.apply_remote(&[], client.live_time_ms());
+            }
             super::refresh_connection(client);
             schedule_flush(client);
         }
         ServerMessage::Resync { .. } => {
             // The server closes this socket; catch up by pulling, then follow again.
-            let client = client.clone();
-            spawn_local(async move {
-                let _ = catch_up(&client).await;
-            });
+            start_catch_up(client, false);
         }
         ServerMessage::Ping { nonce } => send(client, &ClientMessage::Pong { nonce }),
         ServerMessage::Pong { .. } => {}
