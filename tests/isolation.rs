@@ -404,3 +404,68 @@ impl PullText for common::Api {
             .unwrap_or_else(|e| panic!("pull of {list} refused: {e:?}"))
     }
 }
+
+/// A push of one op by a fresh client to `list`; answers the status and the body.
+async fn push_one(server: &TestServer, list: Uid, action: Value) -> (u16, Value) {
+    let client = ClientId::new();
+    let body = json!({"list": list, "client": client, "ops": [op(client, 1, action)]});
+    server.api.post_raw("/api/push", body.to_string()).await
+}
+
+#[tokio::test]
+async fn no_list_is_locked_out_of_its_own_uid() {
+    let server = TestServer::start().await;
+    let d = Uid::new();
+    let todo = |node: Uid, parent: Uid| {
+        json!({"op": "create", "node": node, "kind": "todo", "parent": parent,
+               "order": "a0", "fields": {"title": "x"}})
+    };
+
+    // C never written: D may make a node with C's uid (nobody can know C yet)...
+    let c = Uid::new();
+    let (status, answer) = push_one(&server, d, todo(c, d)).await;
+    assert_eq!(status, 200, "{answer}");
+    // ...and C's own writes still work: its root, and items under it.
+    let mut owner = Author::new(c);
+    owner.create_list("Mine after all");
+    let item = owner.add_todo("Milk");
+    owner.flush(&server.api, 10).await;
+    let state = server.api.state(c).await;
+    assert!(state.contains_key(&c) && state.contains_key(&item));
+    assert_eq!(state[&c].kind_name(), Some("list"));
+    // D's early node stays D's; now that C is a list, D cannot touch that uid.
+    assert!(server.api.state(d).await.contains_key(&c));
+    let (status, answer) = push_one(&server, d, json!({"op": "delete", "node": c})).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (403, Some("foreign_node"))
+    );
+
+    // C written without its list node: its uid is refused as a node or a parent of D.
+    let c = Uid::new();
+    let mut owner = Author::new(c);
+    owner.add_todo("No root yet");
+    owner.flush(&server.api, 10).await;
+    let before = server.dump().await;
+    for (action, code) in [
+        (todo(c, d), "foreign_node"),
+        (todo(Uid::new(), c), "foreign_parent"),
+        (
+            json!({"op": "set", "node": c, "field": "title", "value": "taken"}),
+            "foreign_node",
+        ),
+    ] {
+        let (status, answer) = push_one(&server, d, action).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (403, Some(code)),
+            "{answer}"
+        );
+    }
+    assert_eq!(server.dump().await, before, "refused ops change nothing");
+    owner.create_list("Root at last");
+    owner.add_todo("Still mine");
+    owner.flush(&server.api, 10).await;
+    assert_eq!(server.api.state(c).await.len(), 3);
+    server.stop().await;
+}

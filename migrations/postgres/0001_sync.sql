@@ -14,15 +14,22 @@ CREATE TABLE lists (
     version       BIGINT NOT NULL DEFAULT 0
 );
 
+-- A node is keyed by (uid, list): a list's root node (uid = the list's uid) may share
+-- its uid with a node another list made before the list existed, so no list can be
+-- locked out of its own uid; every other uid is unique over all lists (the partial
+-- index below).
 CREATE TABLE nodes (
-    uid      TEXT   PRIMARY KEY,
+    uid      TEXT   NOT NULL,
     list_uid TEXT   NOT NULL REFERENCES lists (uid),
     kind     TEXT,
     -- Every write of a node gives it the list's next version; "changes after V" is
     -- the list's nodes with version > V.
     version  BIGINT NOT NULL,
-    state    TEXT   NOT NULL
+    state    TEXT   NOT NULL,
+    PRIMARY KEY (uid, list_uid)
 );
+
+CREATE UNIQUE INDEX nodes_uid_in_one_list ON nodes (uid) WHERE uid <> list_uid;
 
 CREATE UNIQUE INDEX nodes_by_list_version ON nodes (list_uid, version);
 

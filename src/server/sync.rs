@@ -281,10 +281,12 @@ impl WriterTask {
 }
 
 /// What the group reads before planning: the lists' last versions, the nodes its
-/// batches touch and the clients' last sequence numbers.
+/// batches touch, which of the uids they name are lists, and the clients' last
+/// sequence numbers.
 struct GroupState {
     versions: HashMap<Uid, u64>,
     stored: HashMap<Uid, StoredNode>,
+    lists: HashSet<Uid>,
     seqs: HashMap<SeqKey, u64>,
 }
 
@@ -364,12 +366,43 @@ async fn read_group(
         });
     }
     stored.extend(tx.load_nodes(&uids).await?);
+    // In its own list, a list's uid is its root, never a node another list made
+    // before the list existed.
+    for list in &lists {
+        if stored.get(list).is_some_and(|node| node.list != *list) {
+            stored.remove(list);
+        }
+    }
+    let named: Vec<Uid> = seen_uids.into_iter().collect();
+    let known_lists = tx.known_lists(&named).await?;
     let seqs = tx.last_seqs(&keys).await?;
     Ok(GroupState {
         versions,
         stored,
+        lists: known_lists,
         seqs,
     })
+}
+
+/// A list's uid is never a node of another list: a new op (above `last_seq`; a
+/// resend of an applied one stays acknowledged) that names a stored list other than
+/// its own, as its node or as a parent, is refused as foreign.
+fn refuse_list_uids(
+    req: &PushRequest,
+    last_seq: u64,
+    lists: &HashSet<Uid>,
+) -> Result<(), SyncError> {
+    let foreign = |uid: &Uid| *uid != req.list && lists.contains(uid);
+    for op in req.ops.iter().filter(|op| op.seq > last_seq) {
+        let node = op.node();
+        if foreign(&node) {
+            return Err(SyncError::ForeignNode { node });
+        }
+        if let Some(parent) = op.action.parent().filter(foreign) {
+            return Err(SyncError::ForeignParent { node, parent });
+        }
+    }
+    Ok(())
 }
 
 /// Plans each batch on the state the batches before it left, giving its changes
@@ -420,6 +453,7 @@ fn plan_batch(
 ) -> Result<Applied, SyncError> {
     let key = (req.list, req.client.to_string());
     let last_seq = state.seqs.get(&key).copied().unwrap_or(0);
+    refuse_list_uids(req, last_seq, &state.lists)?;
     let plan = plan_push(registry(), limits, req, last_seq, &state.stored, now_ms)?;
     let version = state.versions.entry(req.list).or_insert(0);
     let previous = *version;

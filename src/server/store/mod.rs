@@ -19,7 +19,7 @@
 pub mod postgres;
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{pool::PoolConnection, Postgres, Sqlite, Transaction};
 
@@ -45,10 +45,6 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored node {uid} is corrupt: {detail}")]
     Corrupt { uid: String, detail: String },
-    /// Another node committed a row this transaction meant to write (a uid created
-    /// in two lists at once): the transaction is rolled back and may be retried.
-    #[error("a concurrent commit wrote node {0} in another list")]
-    Conflict(Uid),
 }
 
 impl StoreError {
@@ -71,12 +67,14 @@ impl StoreError {
     }
 
     /// Whether running the same transaction again may succeed: a race with another
-    /// node (a uid created in two lists, a serialization failure or a deadlock).
+    /// node (a uid created in two lists at once breaks the uniqueness of node uids;
+    /// run again, the transaction sees the other list's node and refuses the batch),
+    /// a serialization failure or a deadlock.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Conflict(_))
-            || self
-                .database_code()
-                .is_some_and(|code| matches!(code.as_str(), "40001" | "40P01" | "23505"))
+        self.database_code().is_some_and(|code| {
+            // PostgreSQL's codes, then SQLite's extended code for a unique index.
+            matches!(code.as_str(), "40001" | "40P01" | "23505" | "2067")
+        })
     }
 
     fn database_code(&self) -> Option<String> {
@@ -205,6 +203,9 @@ pub fn is_postgres_url(url: &str) -> bool {
 /// One raw row of a pull: uid, version, state JSON.
 pub type PullRow = (String, i64, String);
 
+/// One raw node row the writer loads: uid, list, state JSON.
+pub type NodeRowText = (String, String, String);
+
 /// A pull page from rows fetched with a limit of `limit + 1` (the extra row only
 /// tells that more remain).
 fn page_of(list: Uid, after: u64, limit: u32, rows: Vec<PullRow>) -> Result<PullPage, StoreError> {
@@ -261,15 +262,37 @@ impl WriteTx<'_> {
         }
     }
 
-    /// Loads the given nodes (any list).
+    /// Loads the given nodes (any list). Where a uid names both a list's root and
+    /// a node another list made before that list existed, the root is answered.
     pub async fn load_nodes(
         &mut self,
         uids: &[Uid],
     ) -> Result<HashMap<Uid, StoredNode>, StoreError> {
-        match self {
-            WriteTx::Sqlite(tx) => sqlite::load_nodes(tx, uids).await,
-            WriteTx::Postgres(tx) => postgres::load_nodes(tx, uids).await,
+        let rows = match self {
+            WriteTx::Sqlite(tx) => sqlite::load_nodes(tx, uids).await?,
+            WriteTx::Postgres(tx) => postgres::load_nodes(tx, uids).await?,
+        };
+        let mut found: HashMap<Uid, StoredNode> = HashMap::with_capacity(rows.len());
+        for (uid, list, state) in rows {
+            let node = StoredNode {
+                list: parse_uid(&list)?,
+                node: decode_state(uid, &state)?,
+            };
+            let is_root = node.list == node.node.uid;
+            if is_root || !found.contains_key(&node.node.uid) {
+                found.insert(node.node.uid, node);
+            }
         }
+        Ok(found)
+    }
+
+    /// Which of `uids` name a list that has been written.
+    pub async fn known_lists(&mut self, uids: &[Uid]) -> Result<HashSet<Uid>, StoreError> {
+        let rows = match self {
+            WriteTx::Sqlite(tx) => sqlite::known_lists(tx, uids).await?,
+            WriteTx::Postgres(tx) => postgres::known_lists(tx, uids).await?,
+        };
+        rows.iter().map(|uid| parse_uid(uid)).collect()
     }
 
     /// The last sequence number applied for each `(list, client)` that has one.
@@ -288,8 +311,7 @@ impl WriteTx<'_> {
         }
     }
 
-    /// Stores node states (at most one row per uid). A row whose uid another list
-    /// already holds is [`StoreError::Conflict`].
+    /// Stores node states (at most one row per uid).
     pub async fn store_nodes(&mut self, rows: &[NodeRow<'_>]) -> Result<(), StoreError> {
         match self {
             WriteTx::Sqlite(tx) => sqlite::store_nodes(tx, rows).await,

@@ -7,10 +7,10 @@
 //!   reads the list's last version, and stores the new one before it commits. The
 //!   next writer of that list gets the lock only after that commit, so a reader can
 //!   never see version v+1 of a list while v is still in flight.
-//! * **One row per uid.** A uid created in two lists at once by two nodes: the second
-//!   upsert finds the row held by another list, writes nothing, and the transaction
-//!   ends in [`StoreError::Conflict`]; the writer runs the group again, which now sees
-//!   the node and refuses the batch as it would on one node.
+//! * **One list per uid.** A uid created in two lists at once by two nodes: the
+//!   second commit breaks the unique index on node uids and fails; the writer runs
+//!   the group again, which now sees the node and refuses the batch
+//!   (`foreign_node`) as it would on one node.
 //! * **Wake-ups, not data.** The commit sends `NOTIFY tether_changes` with
 //!   `list:version:commit_ms` per list; [`listen`] hands those to the hub, which reads
 //!   the rows it has not seen by version. A lost or merged notification costs
@@ -25,13 +25,9 @@ use sqlx::{
 };
 
 use super::{
-    decode_state, dump_lines, encode_state, parse_uid, ListRow, NodeRow, PullRow, SeqKey,
-    StoreError,
+    dump_lines, encode_state, parse_uid, ListRow, NodeRow, NodeRowText, PullRow, SeqKey, StoreError,
 };
-use crate::{
-    model::{batch::StoredNode, Uid},
-    server::config::DatabaseConfig,
-};
+use crate::{model::Uid, server::config::DatabaseConfig};
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "tether_changes";
@@ -171,25 +167,24 @@ pub async fn lock_lists(
 pub async fn load_nodes(
     conn: &mut PgConnection,
     uids: &[Uid],
-) -> Result<HashMap<Uid, StoredNode>, StoreError> {
+) -> Result<Vec<NodeRowText>, StoreError> {
     let wanted: Vec<String> = uids.iter().map(Uid::to_string).collect();
-    let rows: Vec<(String, String, String)> =
+    Ok(
         sqlx::query_as("SELECT uid, list_uid, state FROM nodes WHERE uid = ANY($1)")
             .bind(&wanted)
             .fetch_all(&mut *conn)
-            .await?;
-    let mut found = HashMap::with_capacity(rows.len());
-    for (uid, list, state) in rows {
-        let node = decode_state(uid, &state)?;
-        found.insert(
-            node.uid,
-            StoredNode {
-                list: parse_uid(&list)?,
-                node,
-            },
-        );
-    }
-    Ok(found)
+            .await?,
+    )
+}
+
+pub async fn known_lists(conn: &mut PgConnection, uids: &[Uid]) -> Result<Vec<String>, StoreError> {
+    let wanted: Vec<String> = uids.iter().map(Uid::to_string).collect();
+    Ok(
+        sqlx::query_scalar("SELECT uid FROM lists WHERE uid = ANY($1)")
+            .bind(&wanted)
+            .fetch_all(&mut *conn)
+            .await?,
+    )
 }
 
 pub async fn last_seqs(
@@ -244,12 +239,11 @@ pub async fn store_nodes(conn: &mut PgConnection, rows: &[NodeRow<'_>]) -> Resul
         .iter()
         .map(|r| encode_state(r.node))
         .collect::<Result<Vec<_>, _>>()?;
-    let done = sqlx::query(
+    sqlx::query(
         "INSERT INTO nodes (uid, list_uid, kind, version, state) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) \
-         ON CONFLICT (uid) DO UPDATE SET kind = excluded.kind, \
-         version = excluded.version, state = excluded.state \
-         WHERE nodes.list_uid = excluded.list_uid",
+         ON CONFLICT (uid, list_uid) DO UPDATE SET kind = excluded.kind, \
+         version = excluded.version, state = excluded.state",
     )
     .bind(&uids)
     .bind(&lists)
@@ -258,9 +252,6 @@ pub async fn store_nodes(conn: &mut PgConnection, rows: &[NodeRow<'_>]) -> Resul
     .bind(&states)
     .execute(&mut *conn)
     .await?;
-    if done.rows_affected() < rows.len() as u64 {
-        return Err(StoreError::Conflict(rows[0].node.uid));
-    }
     Ok(())
 }
 

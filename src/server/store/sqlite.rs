@@ -18,11 +18,10 @@ use sqlx::{
 };
 
 use super::{
-    decode_state, dump_lines, encode_state, parse_uid, ListRow, NodeRow, PullRow, SeqKey,
-    StoreError,
+    dump_lines, encode_state, parse_uid, ListRow, NodeRow, NodeRowText, PullRow, SeqKey, StoreError,
 };
 use crate::{
-    model::{batch::StoredNode, Uid},
+    model::Uid,
     server::config::{DatabaseConfig, Synchronous},
 };
 
@@ -174,25 +173,41 @@ pub async fn list_versions(
     Ok(found)
 }
 
-/// Loads the given nodes (any list) inside the writer's transaction.
+/// The rows of the given nodes (any list) inside the writer's transaction.
 pub async fn load_nodes(
     conn: &mut SqliteConnection,
     uids: &[Uid],
-) -> Result<HashMap<Uid, StoredNode>, StoreError> {
-    let mut found = HashMap::with_capacity(uids.len());
+) -> Result<Vec<NodeRowText>, StoreError> {
+    let mut rows = Vec::with_capacity(uids.len());
     // SQLite allows 32766 parameters; chunk well below that.
     for chunk in uids.chunks(ROWS_PER_STATEMENT) {
         let placeholders = vec!["?"; chunk.len()].join(",");
         let sql = format!("SELECT uid, list_uid, state FROM nodes WHERE uid IN ({placeholders})");
-        let mut query = sqlx::query_as::<_, (String, String, String)>(&sql);
+        let mut query = sqlx::query_as::<_, NodeRowText>(&sql);
         for uid in chunk {
             query = query.bind(uid.to_string());
         }
-        for (uid, list, state) in query.fetch_all(&mut *conn).await? {
-            let node = decode_state(uid, &state)?;
-            let list = parse_uid(&list)?;
-            found.insert(node.uid, StoredNode { list, node });
+        rows.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
+/// Which of `uids` are stored lists.
+pub async fn known_lists(
+    conn: &mut SqliteConnection,
+    uids: &[Uid],
+) -> Result<Vec<String>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in uids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT uid FROM lists WHERE uid IN ({})",
+            vec!["?"; chunk.len()].join(",")
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for uid in chunk {
+            query = query.bind(uid.to_string());
         }
+        found.extend(query.fetch_all(&mut *conn).await?);
     }
     Ok(found)
 }
@@ -295,9 +310,7 @@ pub async fn store_nodes(
         let (stored, encoded) = tokio::join!(query.execute(&mut *conn), async {
             next.map(encode_states).transpose()
         });
-        if stored?.rows_affected() < chunk.len() as u64 {
-            return Err(StoreError::Conflict(chunk[0].node.uid));
-        }
+        stored?;
         match (next, encoded?) {
             (Some(next), Some(encoded)) => {
                 chunk = next;
@@ -308,14 +321,13 @@ pub async fn store_nodes(
     }
 }
 
-/// The upsert of `rows` node rows; a uid held by another list is left alone (and
-/// so counted as not written).
+/// The upsert of `rows` node rows. A uid another list holds (not as its root)
+/// breaks the `nodes_uid_in_one_list` index: the transaction fails.
 fn upsert_nodes_sql(rows: usize) -> String {
     format!(
         "INSERT INTO nodes (uid, list_uid, kind, version, state) VALUES {} \
-         ON CONFLICT (uid) DO UPDATE SET kind = excluded.kind, \
-         version = excluded.version, state = excluded.state \
-         WHERE nodes.list_uid = excluded.list_uid",
+         ON CONFLICT (uid, list_uid) DO UPDATE SET kind = excluded.kind, \
+         version = excluded.version, state = excluded.state",
         placeholders(rows, 5)
     )
 }
