@@ -416,8 +416,8 @@ fn current_field(replica: &Replica, uid: Uid, field: &str) -> Value {
     }
     node.kind_name()
         .and_then(|kind| registry().kind(kind).ok())
-        .and_then(|info| info.fields.iter().find(|f| f.name == field))
-        .map_or(Value::Null, |spec| (spec.default)())
+        .and_then(|info| info.field(field)?.default)
+        .map_or(Value::Null, |default| default())
 }
 
 /// Wall-clock milliseconds, from the browser's clock in the browser.
