@@ -8,6 +8,10 @@
 //! property tests run the very same function as their simulated server, so what
 //! they prove is what the server does.
 //!
+//! Each op not yet applied is checked with the rules replicas apply too
+//! ([`super::rules::check_action`]), after the server's own: the clock skew of its
+//! stamp and the size of its field values ([`Limits`]).
+//!
 //! Ops with `seq <= last_seq` were applied by an earlier push whose ack was lost:
 //! they are checked for shape (client, sequence) and skipped, which is what makes
 //! resending safe.

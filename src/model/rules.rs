@@ -110,3 +110,110 @@ fn parent_kind(
         None => Err(SyncError::ParentNotFound { node, parent }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::json;
+
+    use crate::model::batch::{plan_push, Limits, StoredNode};
+    use crate::model::clock::Stamp;
+    use crate::model::kinds::Todo;
+    use crate::model::op::{Action, Op};
+    use crate::model::order::OrderKey;
+    use crate::model::registry::{registry, Fields};
+    use crate::model::replica::{Placement, Replica};
+    use crate::model::uid::{ClientId, Uid};
+    use crate::model::wire::{PushRequest, SyncError};
+
+    const T: u64 = 1_764_160_000_000;
+
+    fn create(node: Uid, kind: &str, parent: Option<Uid>, fields: serde_json::Value) -> Action {
+        Action::Create {
+            node,
+            kind: kind.into(),
+            parent,
+            order: OrderKey::first(),
+            fields: serde_json::from_value::<Fields>(fields).unwrap(),
+        }
+    }
+
+    /// What the server answers for `action` pushed after `stored`.
+    fn server(
+        list: Uid,
+        client: ClientId,
+        stored: &HashMap<Uid, StoredNode>,
+        action: Action,
+    ) -> SyncError {
+        let op = Op {
+            client,
+            seq: 2,
+            stamp: Stamp {
+                wall_ms: T,
+                counter: 9,
+                client,
+            },
+            action,
+        };
+        let req = PushRequest {
+            list,
+            client,
+            ops: vec![op],
+        };
+        plan_push(registry(), &Limits::DEFAULT, &req, 1, stored, T).unwrap_err()
+    }
+
+    #[test]
+    fn a_replica_refuses_what_the_server_refuses_with_the_same_error() {
+        let (list, client) = (Uid::new(), ClientId::new());
+        let mut replica = Replica::new(list, client);
+        let milk = Todo {
+            title: "Milk".into(),
+            completed: false,
+        };
+        let (milk, op) = replica.create(list, Placement::End, &milk, T).unwrap();
+        let first = PushRequest {
+            list,
+            client,
+            ops: vec![op],
+        };
+        let plan = plan_push(registry(), &Limits::DEFAULT, &first, 0, &HashMap::new(), T);
+        let stored: HashMap<Uid, StoredNode> = (plan.unwrap().changed.into_iter())
+            .map(|node| (node.uid, StoredNode { list, node }))
+            .collect();
+        let ghost = Uid::new();
+        let set = |field: &str, value| Action::Set {
+            node: milk,
+            field: field.into(),
+            value,
+        };
+        let refused = [
+            create(Uid::new(), "todo", Some(ghost), json!({"title": "x"})),
+            create(Uid::new(), "todo", Some(milk), json!({"title": "x"})),
+            create(Uid::new(), "todo", Some(list), json!({"title": null})),
+            create(Uid::new(), "todo", Some(list), json!({})),
+            create(Uid::new(), "cake", Some(list), json!({})),
+            create(Uid::new(), "list", None, json!({})),
+            create(list, "todo", Some(list), json!({"title": "x"})),
+            create(milk, "section", Some(list), json!({"title": "x"})),
+            set("colour", json!("red")),
+            set("completed", json!(null)),
+            set("title", json!(" padded")),
+            Action::Delete { node: ghost },
+            Action::Move {
+                node: ghost,
+                parent: Some(list),
+                order: OrderKey::first(),
+            },
+        ];
+        for action in refused {
+            let local = replica.apply_local(action.clone(), T).unwrap_err();
+            assert_eq!(
+                SyncError::from(local),
+                server(list, client, &stored, action),
+            );
+        }
+        assert_eq!(replica.pending(), 1);
+    }
+}
