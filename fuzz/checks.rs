@@ -31,9 +31,8 @@ use tether::{
     model::{
         registry,
         wire::{PullRequest, PushAck},
-        Action, Change, ClientId, ClientMessage, Cursor, List, ModelError, Node, Op, OrderKey,
-        PullPage, PushRequest, Register, Replica, Section, ServerMessage, Stamp, SyncError, Todo,
-        Uid,
+        Action, Change, ClientId, ClientMessage, Cursor, List, Node, Op, OrderKey, PullPage,
+        PushRequest, Register, Replica, Section, ServerMessage, Stamp, SyncError, Todo, Uid,
     },
     server::{
         config::{Config, DatabaseConfig},
@@ -158,7 +157,6 @@ pub fn wire_decode(data: &[u8]) {
     round_trip::<ClientMessage>(data);
     round_trip::<ServerMessage>(data);
     round_trip::<SyncError>(data);
-    round_trip::<ModelError>(data);
     round_trip::<Stamp>(data);
     round_trip::<OrderKey>(data);
     round_trip::<Uid>(data);
@@ -226,7 +224,7 @@ pub fn registry_validate(data: &[u8]) {
         fields.insert(name, value);
     }
 
-    let each: Result<(), ModelError> = fields
+    let each: Result<(), SyncError> = fields
         .iter()
         .try_for_each(|(name, value)| registry.validate_field(&kind, name, value));
     let all = registry.validate_fields(&kind, &fields);
@@ -241,7 +239,7 @@ pub fn registry_validate(data: &[u8]) {
     assert_eq!(create.is_ok(), parent.is_ok() && all.is_ok());
     let errors = [&each, &all, &parent, &create].into_iter();
     for error in errors.filter_map(|r| r.as_ref().err()) {
-        let status = SyncError::from(error.clone()).http_status();
+        let status = error.http_status();
         assert!((400..500).contains(&status), "{error:?} -> {status}");
     }
     if all.is_ok() {

@@ -756,3 +756,68 @@ async fn the_server_stays_up_through_all_of_it() {
     assert_eq!(api.state(w.b).await.len(), 2 + 20);
     w.server.stop().await;
 }
+
+/// `null` is no field's value: for every field of every kind, in a `create` and in
+/// a `set`, it is `wrong_type` naming the JSON type the field takes (a field left
+/// out of a `create` is what `invalid_field` "is required" is for).
+#[tokio::test]
+async fn null_is_the_wrong_type_for_every_field() {
+    let w = world().await;
+    let (list, client) = (w.b, ClientId::new());
+    let push = |action: Value| push_body(list, client, vec![op(client, json!(1), action)]);
+    let create = |node: Uid, kind: &str, parent: Value, fields: Value| {
+        push(
+            json!({"op": "create", "node": node, "kind": kind, "parent": parent, "order": "a0", "fields": fields}),
+        )
+    };
+    let set = |node: Uid, field: &str| {
+        push(json!({"op": "set", "node": node, "field": field, "value": null}))
+    };
+    let item = json!(list);
+    let cases = [
+        (
+            create(list, "list", Value::Null, json!({"title": null})),
+            "list",
+            "title",
+            "string",
+        ),
+        (set(list, "title"), "list", "title", "string"),
+        (
+            create(Uid::new(), "todo", item.clone(), json!({"title": null})),
+            "todo",
+            "title",
+            "string",
+        ),
+        (set(w.b_todo, "title"), "todo", "title", "string"),
+        (
+            create(
+                Uid::new(),
+                "todo",
+                item.clone(),
+                json!({"title": "x", "completed": null}),
+            ),
+            "todo",
+            "completed",
+            "bool",
+        ),
+        (set(w.b_todo, "completed"), "todo", "completed", "bool"),
+        (
+            create(Uid::new(), "section", item, json!({"title": null})),
+            "section",
+            "title",
+            "string",
+        ),
+    ];
+    for (body, kind, field, expected) in cases {
+        let r = w.push_refused(body, "wrong_type", 422).await;
+        assert_eq!(
+            r.error,
+            tether::model::SyncError::WrongType {
+                kind: kind.into(),
+                field: field.into(),
+                expected: expected.into()
+            }
+        );
+    }
+    w.server.stop().await;
+}

@@ -464,8 +464,8 @@ fn current_field(replica: &Replica, uid: Uid, field: &str) -> Value {
     }
     node.kind_name()
         .and_then(|kind| registry().kind(kind).ok())
-        .and_then(|info| info.fields.iter().find(|f| f.name == field))
-        .map_or(Value::Null, |spec| (spec.default)())
+        .and_then(|info| info.field(field)?.default)
+        .map_or(Value::Null, |default| default())
 }
 
 /// A seed the server made (on the server, or serialised for hydration), as opposed

@@ -8,6 +8,10 @@
 //! property tests run the very same function as their simulated server, so what
 //! they prove is what the server does.
 //!
+//! Each op not yet applied is checked with the rules replicas apply too
+//! ([`super::rules::check_action`]), after the server's own: the clock skew of its
+//! stamp and the size of its field values ([`Limits`]).
+//!
 //! Ops with `seq <= last_seq` were applied by an earlier push whose ack was lost:
 //! they are checked for shape (client, sequence) and skipped, which is what makes
 //! resending safe.
@@ -23,16 +27,15 @@ use super::clock::Hlc;
 use super::node::Node;
 use super::op::{Action, Op};
 use super::registry::{Registry, Value};
+use super::rules::{check_action, ListNodes};
 use super::uid::Uid;
 use super::wire::{PushRequest, SyncError};
+
+pub use super::rules::ROOT_KIND;
 
 /// The largest sequence number: 2^53, the largest integer a JavaScript number
 /// holds exactly.
 pub const MAX_SEQ: u64 = 1 << 53;
-
-/// The kind of the list node. A list's uid is the implicit root of its tree, of
-/// this kind, even before the list node itself is created.
-pub const ROOT_KIND: &str = "list";
 
 /// The server's limits on one push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +47,21 @@ pub struct Limits {
     pub max_clock_skew_ms: u64,
 }
 
+impl Limits {
+    /// The defaults, the server's configuration's too (`sync.max_ops_per_push`,
+    /// `sync.max_field_bytes`, `sync.max_clock_skew_ms`): 1000 ops, 4096 bytes per
+    /// field, 5 minutes of skew.
+    pub const DEFAULT: Limits = Limits {
+        max_ops_per_push: 1000,
+        max_field_bytes: 4096,
+        max_clock_skew_ms: 5 * 60 * 1000,
+    };
+}
+
 impl Default for Limits {
-    /// 500 ops, 16 KiB per field, 5 minutes of skew.
+    /// [`Limits::DEFAULT`].
     fn default() -> Limits {
-        Limits {
-            max_ops_per_push: 500,
-            max_field_bytes: 16 * 1024,
-            max_clock_skew_ms: 5 * 60 * 1000,
-        }
+        Limits::DEFAULT
     }
 }
 
@@ -187,45 +197,6 @@ impl Batch<'_> {
             .or_else(|| self.stored.get(&uid).map(|s| &s.node))
     }
 
-    fn kind_of(&self, uid: Uid) -> Option<&str> {
-        self.current(uid).and_then(Node::kind_name)
-    }
-
-    /// A stored node must be of the pushed list (nodes new in this batch are).
-    fn is_foreign(&self, uid: Uid) -> bool {
-        self.stored.get(&uid).is_some_and(|s| s.list != self.list)
-    }
-
-    /// The kind of a node that must already exist in this list.
-    fn existing_kind(&self, node: Uid) -> Result<&str, SyncError> {
-        if self.is_foreign(node) {
-            return Err(SyncError::ForeignNode { node });
-        }
-        self.kind_of(node).ok_or(SyncError::NodeNotFound { node })
-    }
-
-    /// The kind of the parent named for `node` (`None` for no parent).
-    fn parent_kind(&self, node: Uid, parent: Option<Uid>) -> Result<Option<String>, SyncError> {
-        let Some(parent) = parent else {
-            return Ok(None);
-        };
-        if parent == node {
-            return Err(SyncError::MalformedRequest {
-                detail: format!("node {node} cannot be its own parent"),
-            });
-        }
-        if self.is_foreign(parent) {
-            return Err(SyncError::ForeignParent { node, parent });
-        }
-        if parent == self.list {
-            return Ok(Some(ROOT_KIND.to_string()));
-        }
-        match self.kind_of(parent) {
-            Some(kind) => Ok(Some(kind.to_string())),
-            None => Err(SyncError::ParentNotFound { node, parent }),
-        }
-    }
-
     fn check_size(&self, node: Uid, field: &str, value: &Value) -> Result<(), SyncError> {
         let bytes = json_len(value);
         if bytes > self.limits.max_field_bytes {
@@ -239,7 +210,8 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Every rule for one op that is not yet applied.
+    /// Every rule for one op that is not yet applied: the server's own (clock
+    /// skew, size of field values), then the shared ones ([`check_action`]).
     fn check(&self, op: &Op, now_ms: u64) -> Result<(), SyncError> {
         let max_skew_ms = self.limits.max_clock_skew_ms;
         Hlc::check_skew(&op.stamp, now_ms, max_skew_ms).map_err(|_| SyncError::ClockSkew {
@@ -247,50 +219,15 @@ impl Batch<'_> {
             server_ms: now_ms,
             max_skew_ms,
         })?;
-        let registry = self.registry;
+        let node = op.node();
         match &op.action {
-            Action::Create {
-                node,
-                kind,
-                parent,
-                fields,
-                ..
-            } => {
-                for (name, value) in fields {
-                    self.check_size(*node, name, value)?;
-                }
-                registry.validate_fields(kind, fields)?;
-                if self.is_foreign(*node) {
-                    return Err(SyncError::ForeignNode { node: *node });
-                }
-                if let Some(existing) = self.kind_of(*node) {
-                    if existing != kind {
-                        return Err(SyncError::KindConflict {
-                            node: *node,
-                            existing: existing.to_string(),
-                            requested: kind.clone(),
-                        });
-                    }
-                }
-                registry.check_create_identity(self.list, *node, kind)?;
-                let parent_kind = self.parent_kind(*node, *parent)?;
-                registry.validate_parent(kind, parent_kind.as_deref())?;
-            }
-            Action::Set { node, field, value } => {
-                self.check_size(*node, field, value)?;
-                let kind = self.existing_kind(*node)?;
-                registry.validate_field(kind, field, value)?;
-            }
-            Action::Delete { node } => {
-                self.existing_kind(*node)?;
-            }
-            Action::Move { node, parent, .. } => {
-                let kind = self.existing_kind(*node)?;
-                let parent_kind = self.parent_kind(*node, *parent)?;
-                registry.validate_parent(kind, parent_kind.as_deref())?;
-            }
+            Action::Create { fields, .. } => fields
+                .iter()
+                .try_for_each(|(name, value)| self.check_size(node, name, value))?,
+            Action::Set { field, value, .. } => self.check_size(node, field, value)?,
+            Action::Delete { .. } | Action::Move { .. } => {}
         }
-        Ok(())
+        check_action(self.registry, self, &op.action)
     }
 
     /// Merges a checked op into the working copy of its node.
@@ -308,6 +245,22 @@ impl Batch<'_> {
         if !node.merge(&op.to_delta()).is_empty() {
             self.changed.insert(uid);
         }
+    }
+}
+
+/// The rules see the batch's working copies over the stored nodes.
+impl ListNodes for Batch<'_> {
+    fn list(&self) -> Uid {
+        self.list
+    }
+
+    fn kind_of(&self, uid: Uid) -> Option<&str> {
+        self.current(uid).and_then(Node::kind_name)
+    }
+
+    /// A stored node must be of the pushed list (nodes new in this batch are).
+    fn is_foreign(&self, uid: Uid) -> bool {
+        self.stored.get(&uid).is_some_and(|s| s.list != self.list)
     }
 }
 

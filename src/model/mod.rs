@@ -9,21 +9,24 @@
 //! * [`order`] — fractional order keys for siblings.
 //! * [`node`] — a node's state, a join-semilattice merged last-writer-wins per field.
 //! * [`op`] — the four ops (create, set, delete, move) and what each writes.
+//! * [`rules`] — the rules every write follows, shared by the server and replicas.
 //! * [`batch`] — the server's checks and merge of one pushed batch, shared with tests.
 //! * [`replica`] — the state of one list on a client: nodes, outbox, cursor, observers.
-//! * [`wire`] — the protocol's messages and errors.
+//! * [`wire`] — the protocol's messages; [`errors`] — its errors, declared once.
 //!
 //! The main types are re-exported here, so `use crate::model::{Replica, Uid, Todo}`
 //! is enough for most users.
 
 pub mod batch;
 pub mod clock;
+pub mod errors;
 pub mod kinds;
 pub mod node;
 pub mod op;
 pub mod order;
 pub mod registry;
 pub mod replica;
+pub mod rules;
 mod tagged;
 pub mod uid;
 pub mod wire;
@@ -37,10 +40,8 @@ pub use kinds::{List, Section, Todo};
 pub use node::{Node, NodeDiff, Position, Register};
 pub use op::{Action, Op};
 pub use order::{OrderKey, OrderKeyError};
-pub use registry::{
-    registry, FieldSpec, FieldType, Fields, KindInfo, Model, ModelError, Registry, Value,
-};
-pub use replica::{Cursor, Event, ObserverId, Placement, Replica, SnapshotError};
+pub use registry::{registry, FieldSpec, FieldType, Fields, KindInfo, Model, Registry, Value};
+pub use replica::{Cursor, Event, ModelError, ObserverId, Placement, Replica, SnapshotError};
 pub use uid::{ClientId, Uid, UidError};
 pub use wire::{
     Change, ClientMessage, PullPage, PullRequest, PushAck, PushRequest, ServerMessage, SyncError,

@@ -8,13 +8,20 @@
 //! it before sending, the server validates every incoming op with the same registry,
 //! and readers decode stored fields back into the right type. Adding a kind is one
 //! `register` line and touches no sync code.
+//!
+//! Its errors are the protocol's own ([`SyncError`]: `unknown_kind`,
+//! `unknown_field`, `wrong_type`, `invalid_field`, `bad_parent`, ...), so the server
+//! answers exactly what the registry says. One rule for `null`: it is no field's
+//! value. A `null` value is `wrong_type` for every field of every kind, in a create
+//! or a set; `invalid_field` with the rule `is required` is only for a field
+//! without a default that a create leaves out.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
-
+use super::rules::ROOT_KIND;
 use super::uid::Uid;
+use super::wire::SyncError;
 
 /// A field's value: any JSON value, checked against the field's [`FieldType`].
 pub type Value = serde_json::Value;
@@ -43,15 +50,9 @@ pub enum FieldType {
 pub struct FieldSpec {
     pub name: &'static str,
     pub ty: FieldType,
-    /// The value of the field when a node does not carry it. [`no_default`] (null)
-    /// for a field that must be given on create.
-    pub default: fn() -> Value,
-}
-
-/// Default of a field that has no sensible default: null, which validation of a
-/// text field rejects as "is required".
-pub fn no_default() -> Value {
-    Value::Null
+    /// The value of the field when a node does not carry it; `None` for a field
+    /// that a create must give (it is "required").
+    pub default: Option<fn() -> Value>,
 }
 
 /// Default `""`.
@@ -73,7 +74,7 @@ pub trait Model: Sized + Clone + std::fmt::Debug + 'static {
     /// The kind's fields.
     fn fields() -> &'static [FieldSpec];
     /// Stored fields (with defaults filled in) to a typed value.
-    fn decode(fields: &Fields) -> Result<Self, ModelError>;
+    fn decode(fields: &Fields) -> Result<Self, SyncError>;
     /// A typed value to the fields of a create.
     fn encode(&self) -> Fields;
 }
@@ -96,54 +97,6 @@ impl KindInfo {
     pub fn field(&self, name: &str) -> Option<&'static FieldSpec> {
         self.fields.iter().find(|spec| spec.name == name)
     }
-}
-
-/// A model-level error: names the kind, the field and the rule that was broken, or
-/// the node a replica operation could not find.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
-pub enum ModelError {
-    #[error("unknown kind `{kind}`")]
-    UnknownKind { kind: String },
-    #[error("kind `{kind}` has no field `{field}`")]
-    UnknownField { kind: String, field: String },
-    #[error("field `{field}` of kind `{kind}` must be a {expected}")]
-    WrongType {
-        kind: String,
-        field: String,
-        expected: String,
-    },
-    #[error("field `{field}` of kind `{kind}` {rule}")]
-    Invalid {
-        kind: String,
-        field: String,
-        rule: String,
-    },
-    #[error("a `{kind}` cannot live under {}", parent_kind.as_deref().map_or("no parent".to_string(), |p| format!("a `{p}`")))]
-    BadParent {
-        kind: String,
-        parent_kind: Option<String>,
-    },
-    #[error("node {node} not found")]
-    NodeNotFound { node: Uid },
-    #[error("node {node} is deleted")]
-    NodeDeleted { node: Uid },
-    #[error("node {node} already exists")]
-    NodeExists { node: Uid },
-    #[error("node {node} is not in this list")]
-    ForeignNode { node: Uid },
-    #[error("node {node} is a `{existing}`, not a `{requested}`")]
-    KindConflict {
-        node: Uid,
-        existing: String,
-        requested: String,
-    },
-    #[error("node {anchor} is not a child of {parent}")]
-    NotASibling { anchor: Uid, parent: Uid },
-    #[error("moving {node} under {parent} would make it its own ancestor")]
-    Cycle { node: Uid, parent: Uid },
-    #[error("no order key fits there: {detail}")]
-    Order { detail: String },
 }
 
 /// The set of known kinds.
@@ -172,8 +125,8 @@ impl Registry {
     }
 
     /// The kind called `name`.
-    pub fn kind(&self, name: &str) -> Result<&KindInfo, ModelError> {
-        self.kinds.get(name).ok_or_else(|| ModelError::UnknownKind {
+    pub fn kind(&self, name: &str) -> Result<&KindInfo, SyncError> {
+        self.kinds.get(name).ok_or_else(|| SyncError::UnknownKind {
             kind: name.to_string(),
         })
     }
@@ -184,9 +137,9 @@ impl Registry {
     }
 
     /// Checks one value for one field of one kind.
-    pub fn validate_field(&self, kind: &str, field: &str, value: &Value) -> Result<(), ModelError> {
+    pub fn validate_field(&self, kind: &str, field: &str, value: &Value) -> Result<(), SyncError> {
         let info = self.kind(kind)?;
-        let spec = info.field(field).ok_or_else(|| ModelError::UnknownField {
+        let spec = info.field(field).ok_or_else(|| SyncError::UnknownField {
             kind: kind.to_string(),
             field: field.to_string(),
         })?;
@@ -194,36 +147,37 @@ impl Registry {
     }
 
     /// Checks the fields of a create: every given field is known and valid, and
-    /// every missing field's default is valid (so a required field must be given).
-    pub fn validate_fields(&self, kind: &str, fields: &Fields) -> Result<(), ModelError> {
+    /// every field without a default is given.
+    pub fn validate_fields(&self, kind: &str, fields: &Fields) -> Result<(), SyncError> {
         let info = self.kind(kind)?;
         for (name, value) in fields {
             self.validate_field(kind, name, value)?;
         }
-        for spec in info.fields {
-            if !fields.contains_key(spec.name) {
-                check_value(info.name, spec, &(spec.default)())?;
-            }
+        match info
+            .fields
+            .iter()
+            .find(|spec| spec.default.is_none() && !fields.contains_key(spec.name))
+        {
+            Some(missing) => Err(SyncError::InvalidField {
+                kind: info.name.to_string(),
+                field: missing.name.to_string(),
+                rule: "is required".to_string(),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Checks the identity rule of a create in `list`: a root kind is the list node
     /// itself, so its uid must be the list's, and the list's uid is reserved for it.
-    pub fn check_create_identity(
-        &self,
-        list: Uid,
-        node: Uid,
-        kind: &str,
-    ) -> Result<(), ModelError> {
+    pub fn check_create_identity(&self, list: Uid, node: Uid, kind: &str) -> Result<(), SyncError> {
         let is_root = self.kind(kind)?.is_root();
         if is_root && node != list {
-            return Err(ModelError::ForeignNode { node });
+            return Err(SyncError::ForeignNode { node });
         }
         if !is_root && node == list {
-            return Err(ModelError::KindConflict {
+            return Err(SyncError::KindConflict {
                 node,
-                existing: crate::model::batch::ROOT_KIND.to_string(),
+                existing: ROOT_KIND.to_string(),
                 requested: kind.to_string(),
             });
         }
@@ -232,7 +186,7 @@ impl Registry {
 
     /// Checks that a `kind` may live under a node of `parent_kind` (`None`: no
     /// parent, which only a root kind may have).
-    pub fn validate_parent(&self, kind: &str, parent_kind: Option<&str>) -> Result<(), ModelError> {
+    pub fn validate_parent(&self, kind: &str, parent_kind: Option<&str>) -> Result<(), SyncError> {
         let info = self.kind(kind)?;
         let allowed = match parent_kind {
             None => info.is_root(),
@@ -241,7 +195,7 @@ impl Registry {
         if allowed {
             Ok(())
         } else {
-            Err(ModelError::BadParent {
+            Err(SyncError::BadParent {
                 kind: kind.to_string(),
                 parent_kind: parent_kind.map(str::to_string),
             })
@@ -255,20 +209,20 @@ impl Registry {
         kind: &str,
         parent_kind: Option<&str>,
         fields: &Fields,
-    ) -> Result<(), ModelError> {
+    ) -> Result<(), SyncError> {
         self.validate_parent(kind, parent_kind)?;
         self.validate_fields(kind, fields)
     }
 
-    /// `fields` with every missing field of `kind` set to its default. Unknown
-    /// fields are kept (a newer client may know them).
-    pub fn with_defaults(&self, kind: &str, fields: &Fields) -> Result<Fields, ModelError> {
+    /// `fields` with every missing field of `kind` that has a default set to it.
+    /// Unknown fields are kept (a newer client may know them).
+    pub fn with_defaults(&self, kind: &str, fields: &Fields) -> Result<Fields, SyncError> {
         let info = self.kind(kind)?;
         Ok(fill_defaults(info.fields, fields))
     }
 
     /// Decodes stored fields into `M`, filling defaults first.
-    pub fn decode<M: Model>(&self, fields: &Fields) -> Result<M, ModelError> {
+    pub fn decode<M: Model>(&self, fields: &Fields) -> Result<M, SyncError> {
         M::decode(&fill_defaults(M::fields(), fields))
     }
 }
@@ -276,19 +230,20 @@ impl Registry {
 fn fill_defaults(specs: &[FieldSpec], fields: &Fields) -> Fields {
     let mut out = fields.clone();
     for spec in specs {
-        out.entry(spec.name.to_string())
-            .or_insert_with(|| (spec.default)());
+        if let Some(default) = spec.default {
+            out.entry(spec.name.to_string()).or_insert_with(default);
+        }
     }
     out
 }
 
-fn check_value(kind: &str, spec: &FieldSpec, value: &Value) -> Result<(), ModelError> {
-    let invalid = |rule: String| ModelError::Invalid {
+fn check_value(kind: &str, spec: &FieldSpec, value: &Value) -> Result<(), SyncError> {
+    let invalid = |rule: String| SyncError::InvalidField {
         kind: kind.to_string(),
         field: spec.name.to_string(),
         rule,
     };
-    let wrong_type = |expected: &str| ModelError::WrongType {
+    let wrong_type = |expected: &str| SyncError::WrongType {
         kind: kind.to_string(),
         field: spec.name.to_string(),
         expected: expected.to_string(),
@@ -299,11 +254,8 @@ fn check_value(kind: &str, spec: &FieldSpec, value: &Value) -> Result<(), ModelE
             trimmed,
             non_empty,
         } => {
-            let text = match value {
-                Value::String(text) => text,
-                // Null is how a create without a required field shows up.
-                Value::Null => return Err(invalid("is required".to_string())),
-                _ => return Err(wrong_type("string")),
+            let Value::String(text) = value else {
+                return Err(wrong_type("string"));
             };
             if trimmed && text.trim() != text {
                 return Err(invalid("must be trimmed".to_string()));
@@ -324,10 +276,10 @@ fn check_value(kind: &str, spec: &FieldSpec, value: &Value) -> Result<(), ModelE
 }
 
 /// Reads a text field for [`Model::decode`].
-pub fn read_text(kind: &str, fields: &Fields, name: &str) -> Result<String, ModelError> {
+pub fn read_text(kind: &str, fields: &Fields, name: &str) -> Result<String, SyncError> {
     match fields.get(name) {
         Some(Value::String(text)) => Ok(text.clone()),
-        _ => Err(ModelError::WrongType {
+        _ => Err(SyncError::WrongType {
             kind: kind.to_string(),
             field: name.to_string(),
             expected: "string".to_string(),
@@ -336,10 +288,10 @@ pub fn read_text(kind: &str, fields: &Fields, name: &str) -> Result<String, Mode
 }
 
 /// Reads a bool field for [`Model::decode`].
-pub fn read_bool(kind: &str, fields: &Fields, name: &str) -> Result<bool, ModelError> {
+pub fn read_bool(kind: &str, fields: &Fields, name: &str) -> Result<bool, SyncError> {
     match fields.get(name) {
         Some(Value::Bool(flag)) => Ok(*flag),
-        _ => Err(ModelError::WrongType {
+        _ => Err(SyncError::WrongType {
             kind: kind.to_string(),
             field: name.to_string(),
             expected: "bool".to_string(),
@@ -369,7 +321,7 @@ mod tests {
         assert!(registry().kind("list").unwrap().is_root());
         assert_eq!(
             registry().kind("nope").unwrap_err(),
-            ModelError::UnknownKind {
+            SyncError::UnknownKind {
                 kind: "nope".into()
             }
         );
@@ -380,20 +332,19 @@ mod tests {
         let r = registry();
         assert!(r.validate_field("todo", "title", &json!("Milk")).is_ok());
         let rule = |v: Value| match r.validate_field("todo", "title", &v) {
-            Err(ModelError::Invalid { rule, .. }) => rule,
+            Err(SyncError::InvalidField { rule, .. }) => rule,
             other => panic!("{other:?}"),
         };
         assert_eq!(rule(json!(" Milk")), "must be trimmed");
         assert_eq!(rule(json!("")), "must not be empty");
         assert_eq!(rule(json!("x".repeat(1025))), "at most 1024 bytes");
-        assert_eq!(rule(json!(null)), "is required");
         assert!(r
             .validate_field("todo", "title", &json!("é".repeat(512)))
             .is_ok());
         assert_eq!(rule(json!("é".repeat(513))), "at most 1024 bytes");
         assert_eq!(
             r.validate_field("todo", "title", &json!(3)),
-            Err(ModelError::WrongType {
+            Err(SyncError::WrongType {
                 kind: "todo".into(),
                 field: "title".into(),
                 expected: "string".into()
@@ -404,16 +355,40 @@ mod tests {
     }
 
     #[test]
+    fn null_is_the_wrong_type_for_every_field_of_every_kind() {
+        let r = registry();
+        for kind in r.kinds() {
+            for spec in kind.fields {
+                let expected = match spec.ty {
+                    FieldType::Text { .. } => "string",
+                    FieldType::Bool => "bool",
+                };
+                let wrong_type = SyncError::WrongType {
+                    kind: kind.name.into(),
+                    field: spec.name.into(),
+                    expected: expected.into(),
+                };
+                let null = Fields::from([(spec.name.to_string(), Value::Null)]);
+                assert_eq!(
+                    r.validate_field(kind.name, spec.name, &Value::Null),
+                    Err(wrong_type.clone())
+                );
+                assert_eq!(r.validate_fields(kind.name, &null), Err(wrong_type));
+            }
+        }
+    }
+
+    #[test]
     fn bool_rules_and_unknown_field() {
         let r = registry();
         assert!(r.validate_field("todo", "completed", &json!(true)).is_ok());
         assert!(matches!(
             r.validate_field("todo", "completed", &json!("yes")),
-            Err(ModelError::WrongType { .. })
+            Err(SyncError::WrongType { .. })
         ));
         assert_eq!(
             r.validate_field("todo", "colour", &json!(1)),
-            Err(ModelError::UnknownField {
+            Err(SyncError::UnknownField {
                 kind: "todo".into(),
                 field: "colour".into()
             })
@@ -427,50 +402,23 @@ mod tests {
         assert!(r.validate_create("todo", Some("list"), &todo).is_ok());
         assert_eq!(
             r.validate_create("todo", None, &todo),
-            Err(ModelError::BadParent {
+            Err(SyncError::BadParent {
                 kind: "todo".into(),
                 parent_kind: None
             })
         );
         assert!(matches!(
             r.validate_create("todo", Some("todo"), &todo),
-            Err(ModelError::BadParent { .. })
+            Err(SyncError::BadParent { .. })
         ));
         assert!(r.validate_create("list", None, &Fields::new()).is_ok());
         assert!(matches!(
             r.validate_create("list", Some("list"), &Fields::new()),
-            Err(ModelError::BadParent { .. })
+            Err(SyncError::BadParent { .. })
         ));
         assert!(matches!(
             r.validate_create("todo", Some("list"), &Fields::new()),
-            Err(ModelError::Invalid { rule, .. }) if rule == "is required"
+            Err(SyncError::InvalidField { rule, .. }) if rule == "is required"
         ));
-    }
-
-    #[test]
-    fn errors_serialise_with_a_code() {
-        let err = ModelError::Invalid {
-            kind: "todo".into(),
-            field: "title".into(),
-            rule: "must be trimmed".into(),
-        };
-        let json = serde_json::to_value(&err).unwrap();
-        assert_eq!(
-            json,
-            json!({"code": "invalid", "kind": "todo", "field": "title", "rule": "must be trimmed"})
-        );
-        assert_eq!(serde_json::from_value::<ModelError>(json).unwrap(), err);
-        assert_eq!(
-            err.to_string(),
-            "field `title` of kind `todo` must be trimmed"
-        );
-        assert_eq!(
-            ModelError::BadParent {
-                kind: "todo".into(),
-                parent_kind: None
-            }
-            .to_string(),
-            "a `todo` cannot live under no parent"
-        );
     }
 }

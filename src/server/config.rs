@@ -87,11 +87,12 @@ impl Default for Config {
 
 impl Default for SyncLimits {
     fn default() -> Self {
+        let batch = crate::model::batch::Limits::DEFAULT;
         SyncLimits {
-            max_ops_per_push: 1000,
-            max_field_bytes: 4096,
+            max_ops_per_push: batch.max_ops_per_push,
+            max_field_bytes: batch.max_field_bytes,
             max_request_bytes: 1 << 20,
-            max_clock_skew_ms: 5 * 60 * 1000,
+            max_clock_skew_ms: batch.max_clock_skew_ms,
             pull_page_size: 1000,
             max_subscribers_per_list: 10_000,
             max_pushes_per_second: 50,

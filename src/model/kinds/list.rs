@@ -3,9 +3,8 @@
 
 use serde_json::Value;
 
-use crate::model::registry::{
-    empty_text, read_text, FieldSpec, FieldType, Fields, Model, ModelError,
-};
+use crate::model::registry::{empty_text, read_text, FieldSpec, FieldType, Fields, Model};
+use crate::model::wire::SyncError;
 
 /// A shared list.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -21,7 +20,7 @@ const FIELDS: &[FieldSpec] = &[FieldSpec {
         trimmed: true,
         non_empty: false,
     },
-    default: empty_text,
+    default: Some(empty_text),
 }];
 
 impl Model for List {
@@ -32,7 +31,7 @@ impl Model for List {
         FIELDS
     }
 
-    fn decode(fields: &Fields) -> Result<List, ModelError> {
+    fn decode(fields: &Fields) -> Result<List, SyncError> {
         Ok(List {
             title: read_text(Self::KIND, fields, "title")?,
         })

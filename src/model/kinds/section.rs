@@ -4,7 +4,8 @@
 use serde_json::Value;
 
 use super::todo::ITEM_TITLE;
-use crate::model::registry::{no_default, read_text, FieldSpec, Fields, Model, ModelError};
+use crate::model::registry::{read_text, FieldSpec, Fields, Model};
+use crate::model::wire::SyncError;
 
 /// A heading that groups the items after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +16,7 @@ pub struct Section {
 const FIELDS: &[FieldSpec] = &[FieldSpec {
     name: "title",
     ty: ITEM_TITLE,
-    default: no_default,
+    default: None,
 }];
 
 impl Model for Section {
@@ -26,7 +27,7 @@ impl Model for Section {
         FIELDS
     }
 
-    fn decode(fields: &Fields) -> Result<Section, ModelError> {
+    fn decode(fields: &Fields) -> Result<Section, SyncError> {
         Ok(Section {
             title: read_text(Self::KIND, fields, "title")?,
         })

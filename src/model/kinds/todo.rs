@@ -3,8 +3,9 @@
 use serde_json::Value;
 
 use crate::model::registry::{
-    false_value, no_default, read_bool, read_text, FieldSpec, FieldType, Fields, Model, ModelError,
+    false_value, read_bool, read_text, FieldSpec, FieldType, Fields, Model,
 };
+use crate::model::wire::SyncError;
 
 /// An item of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +25,13 @@ const FIELDS: &[FieldSpec] = &[
     FieldSpec {
         name: "title",
         ty: ITEM_TITLE,
-        // No sensible default: a create without a title is invalid.
-        default: no_default,
+        // No sensible default: a create must give it.
+        default: None,
     },
     FieldSpec {
         name: "completed",
         ty: FieldType::Bool,
-        default: false_value,
+        default: Some(false_value),
     },
 ];
 
@@ -42,7 +43,7 @@ impl Model for Todo {
         FIELDS
     }
 
-    fn decode(fields: &Fields) -> Result<Todo, ModelError> {
+    fn decode(fields: &Fields) -> Result<Todo, SyncError> {
         Ok(Todo {
             title: read_text(Self::KIND, fields, "title")?,
             completed: read_bool(Self::KIND, fields, "completed")?,

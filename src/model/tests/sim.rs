@@ -294,7 +294,7 @@ impl World {
         }
     }
 
-    fn made(&mut self, result: Result<Op, crate::model::registry::ModelError>) {
+    fn made(&mut self, result: Result<Op, crate::model::ModelError>) {
         // Local refusals (deleted nodes, invalid titles, …) are part of the game.
         if let Ok(op) = result {
             self.made.push(op);
