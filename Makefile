@@ -78,12 +78,12 @@ test: setup test-native lint test-e2e
 	@echo "make test: all passed (native tests, clippy ssr+hydrate, fmt, Playwright)"
 
 test-native:
-	cargo test --features ssr
+	cargo test --features ssr,loadgen
 
 lint:
 	cargo fmt --all --check
 	cargo build --lib --target wasm32-unknown-unknown   # the sync module alone, for wasm32
-	cargo clippy --all-targets --features ssr -- -D warnings
+	cargo clippy --all-targets --features ssr,loadgen -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
 build-dev: setup
@@ -129,8 +129,10 @@ bench-browser: build-release
 .PHONY: bench-build bench-fanout bench-ingest bench-catchup bench-connections \
         bench-bundle bench-limits bench-storm bench-all
 
+# The server as `make run` ships it (ssr only); the generator with its own feature.
 bench-build:
-	cargo build --release --features ssr --bin tether --bin tether-load
+	cargo build --release --features ssr --bin tether
+	cargo build --release --features loadgen --bin tether-load
 
 # (a) 1 list, 100 subscribers, 1 writer at 200 ops/s for 10 s: fan-out latency.
 bench-fanout: bench-build

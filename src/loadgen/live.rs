@@ -56,7 +56,7 @@ pub async fn run(
     let seeded = futures::future::join_all(writers.iter_mut().map(|w| w.prepare(&errors))).await;
     let mut after = 0;
     for result in seeded {
-        after = after.max(result.map_err(|e| LoadError::Setup(format!("seeding: {e}")))?);
+        after = after.max(result.map_err(LoadError::Seeding)?);
     }
 
     // 2. Subscribe, settle, read the server's memory.
@@ -177,7 +177,7 @@ async fn connect_all(
     while let Some(result) = pending.next().await {
         match result {
             Ok(subscriber) => connected.push(subscriber),
-            Err(code) => errors.add(&code),
+            Err(e) => errors.add(e.code()),
         }
         if config.progress && last_line.elapsed() >= Duration::from_secs(1) {
             last_line = Instant::now();
