@@ -1,7 +1,8 @@
-//! The three wings stay clean (docs: ../shared/ARCHITECTURE.md): the sync module
-//! names no Leptos, axum, sqlx, tokio or web-sys; the app writes no SQL; the server
-//! has no views. A source scan, so a violation fails here with the file and line
-//! rather than surfacing later as a wasm build that pulls in a server crate.
+//! The three wings stay clean (docs/ARCHITECTURE.md, "Three wings and the arrows
+//! between them"): the sync module names no Leptos, axum, sqlx, tokio or web-sys;
+//! the app writes no SQL; the server has no views. A source scan, so a violation
+//! fails here with the file and line rather than surfacing later as a wasm build
+//! that pulls in a server crate.
 
 use std::{fs, path::Path};
 
@@ -53,7 +54,7 @@ fn the_sync_module_names_no_framework_database_or_browser_crate() {
     );
     assert!(
         found.is_empty(),
-        "src/model must stay pure:\n{}",
+        "src/model must stay pure (docs/ARCHITECTURE.md):\n{}",
         found.join("\n")
     );
 }
@@ -66,7 +67,7 @@ fn the_app_writes_no_sql() {
     );
     assert!(
         found.is_empty(),
-        "SQL belongs in src/server:\n{}",
+        "SQL belongs in src/server (docs/ARCHITECTURE.md):\n{}",
         found.join("\n")
     );
 }
@@ -76,7 +77,7 @@ fn the_server_has_no_views() {
     let found = violations("src/server", &["view!", "#[component]"]);
     assert!(
         found.is_empty(),
-        "views belong in src/app:\n{}",
+        "views belong in src/app (docs/ARCHITECTURE.md):\n{}",
         found.join("\n")
     );
 }
