@@ -500,6 +500,14 @@ fn targets_section(t: &mut Table, targets: &[Target]) {
 /// The storm's part of the table: reconnect times, the attempts over time,
 /// convergence and the server's memory.
 fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
+    storm_reconnects(t, s, c);
+    storm_convergence(t, s);
+    storm_timeline(t, s);
+    storm_memory(t, s);
+}
+
+/// The storm's shape, the restart, and how the clients came back.
+fn storm_reconnects(t: &mut Table, s: &StormReport, c: &LoadConfig) {
     t.section("reconnect storm");
     let how = match s.drop {
         Some(DropMode::Kill) => "server SIGKILLed and restarted on the same database",
@@ -561,6 +569,10 @@ fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
             s.caught_up.median, s.caught_up.min, s.caught_up.max, s.caught_up.total, s.resyncs
         ),
     );
+}
+
+/// What the writer did, and whether every client ended where a fresh pull is.
+fn storm_convergence(t: &mut Table, s: &StormReport) {
     t.row(
         "writer",
         format!(
@@ -613,7 +625,10 @@ fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
             ),
         );
     }
+}
 
+/// Attempts and successes per slice of time after the drop, as bars.
+fn storm_timeline(t: &mut Table, s: &StormReport) {
     if !s.timeline.is_empty() {
         t.section(&format!(
             "attempts (█) and subscribed (count) per {BUCKET_MS} ms after the drop"
@@ -641,7 +656,10 @@ fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
             );
         }
     }
+}
 
+/// The server's memory from idle through the storm to every client gone.
+fn storm_memory(t: &mut Table, s: &StormReport) {
     let m = &s.memory;
     if m.idle.is_some() {
         t.section("server memory over the storm (VmRSS)");
