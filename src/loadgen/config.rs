@@ -263,7 +263,10 @@ impl LoadConfig {
 #[command(
     name = "tether-load",
     about = "Drive a running Tether server over HTTP and WebSocket and measure it.",
-    after_help = AFTER_HELP
+    after_help = AFTER_HELP,
+    // A flag given twice takes its last value (benches/run-scenario.sh passes extra
+    // flags after its own).
+    args_override_self = true
 )]
 pub struct Args {
     /// Server base URL.
@@ -440,6 +443,9 @@ mod tests {
         assert_eq!((c.batch, c.op), (1, OpKind::Create));
         assert!(parse("--limits").unwrap().limits);
         assert!(!parse("--limits --no-limits").unwrap().limits);
+        let c = parse("--scenario fanout --writers 2 --json a.json --writers 3 --json b.json");
+        let c = c.unwrap();
+        assert_eq!((c.writers, c.json), (3, Some(PathBuf::from("b.json"))));
     }
 
     #[test]
