@@ -94,14 +94,14 @@ PG_SUITES := server_basics server_sync server_live server_bad_input isolation \
              server_durability hostile
 
 test-native:
-	cargo test --features ssr
+	cargo test --features ssr,loadgen
 	@[ -n "$${TETHER_TEST_POSTGRES:-}" ] || { echo "TETHER_TEST_POSTGRES is not set: run 'make test'"; exit 1; }
-	TETHER_TEST_STORE=postgres cargo test --features ssr $(addprefix --test ,$(PG_SUITES))
+	TETHER_TEST_STORE=postgres cargo test --features ssr,loadgen $(addprefix --test ,$(PG_SUITES))
 
 lint:
 	cargo fmt --all --check
 	cargo build --lib --target wasm32-unknown-unknown   # the sync module alone, for wasm32
-	cargo clippy --all-targets --features ssr -- -D warnings
+	cargo clippy --all-targets --features ssr,loadgen -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
 build-dev: setup
@@ -147,8 +147,10 @@ bench-browser: build-release
 .PHONY: bench-build bench-fanout bench-ingest bench-catchup bench-connections \
         bench-bundle bench-limits bench-storm bench-all
 
+# The server as `make run` ships it (ssr only); the generator with its own feature.
 bench-build:
-	cargo build --release --features ssr --bin tether --bin tether-load
+	cargo build --release --features ssr --bin tether
+	cargo build --release --features loadgen --bin tether-load
 
 # (a) 1 list, 100 subscribers, 1 writer at 200 ops/s for 10 s: fan-out latency.
 bench-fanout: bench-build

@@ -1,6 +1,6 @@
 //! Tether keeps model data in sync between browser clients and a server.
 //!
-//! The crate has three wings with one direction of arrows:
+//! The crate has three wings (docs/ARCHITECTURE.md is the house plan):
 //!
 //! * [`model`] — the sync module: identities, clocks, the registry of model kinds,
 //!   nodes, ops and their merge, the replica with its outbox and cursor, and the wire
@@ -10,11 +10,13 @@
 //! * `app` (features `ssr` and `hydrate`) — Leptos components and the browser's sync
 //!   client.
 //!
-//! * `loadgen` (feature `ssr`) — the load generator behind `tether-load`: drives a
-//!   running server through the protocol and measures it.
+//! `app` and `server` both use `model`, which uses neither. Between the two, two
+//! arrows only: the bodies of the server functions declared in `app` (compiled with
+//! `ssr` alone) call into `server`, and `server` renders the app's shell.
 //!
-//! `app` and `server` both use `model`; neither uses the other except that the server
-//! renders the app's shell.
+//! * `loadgen` (feature `loadgen`) — the load generator behind `tether-load`: drives
+//!   a running server through the protocol and measures it, using `model`'s replicas
+//!   and wire types.
 
 pub mod model;
 
@@ -24,7 +26,7 @@ pub mod app;
 #[cfg(feature = "ssr")]
 pub mod server;
 
-#[cfg(feature = "ssr")]
+#[cfg(feature = "loadgen")]
 pub mod loadgen;
 
 /// Entry point of the browser bundle: hydrates the server-rendered page.

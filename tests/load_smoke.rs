@@ -6,7 +6,7 @@
 //! catch-up and the machine-limit probes. It asserts that the generator works —
 //! no errors, every acknowledged op reached every subscriber exactly once — never
 //! how fast anything is: benchmarks are not timed tests.
-#![cfg(feature = "ssr")]
+#![cfg(feature = "loadgen")]
 
 use std::{path::PathBuf, time::Duration};
 

@@ -19,7 +19,7 @@
 //! live subscribers is 100 after the storm and 0 once the clients leave. Nothing
 //! is timed except against generous timeouts: every wait is for a condition.
 
-#![cfg(feature = "ssr")]
+#![cfg(feature = "loadgen")]
 
 mod common;
 
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use common::TempDir;
 use tether::{
-    loadgen::{self, DropMode, LoadConfig, Restart, Scenario, ServerControl},
+    loadgen::{self, ControlError, DropMode, LoadConfig, Restart, Scenario, ServerControl},
     model::Uid,
     server::{config::Config, http, RunningServer},
 };
@@ -78,14 +78,14 @@ impl ServerControl for InProcess {
         self.running.as_ref().map(|r| r.state.hub.subscribers(list))
     }
 
-    async fn restart(&mut self, mode: DropMode, down: Duration) -> Result<Restart, String> {
+    async fn restart(&mut self, mode: DropMode, down: Duration) -> Result<Restart, ControlError> {
         assert_eq!(
             mode,
             DropMode::Term,
             "in-process, a stop is a graceful shutdown"
         );
         let start = Instant::now();
-        let running = self.running.take().ok_or("not running")?;
+        let running = self.running.take().ok_or(ControlError::NotRunning)?;
         running.shutdown(Duration::from_secs(5)).await;
         let gone = start.elapsed();
         tokio::time::sleep(down).await;
@@ -93,7 +93,7 @@ impl ServerControl for InProcess {
         // with the old connections in TIME_WAIT.
         let running = http::start(self.config.clone())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ControlError::Start(e.into()))?;
         self.running = Some(running);
         Ok(Restart {
             down: gone,

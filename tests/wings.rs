@@ -1,7 +1,9 @@
-//! The three wings stay clean (docs: ../shared/ARCHITECTURE.md): the sync module
-//! names no Leptos, axum, sqlx, tokio or web-sys; the app writes no SQL; the server
-//! has no views. A source scan, so a violation fails here with the file and line
-//! rather than surfacing later as a wasm build that pulls in a server crate.
+//! The three wings stay clean (docs/ARCHITECTURE.md, "Three wings and the arrows
+//! between them"): the sync module names no Leptos, axum, sqlx, tokio or web-sys;
+//! the app writes no SQL; the server has no views; the server's feature (`ssr`)
+//! pulls in none of the load generator's client crates. A source scan, so a
+//! violation fails here with the file and line rather than surfacing later as a
+//! wasm build that pulls in a server crate.
 
 use std::{fs, path::Path};
 
@@ -53,7 +55,7 @@ fn the_sync_module_names_no_framework_database_or_browser_crate() {
     );
     assert!(
         found.is_empty(),
-        "src/model must stay pure:\n{}",
+        "src/model must stay pure (docs/ARCHITECTURE.md):\n{}",
         found.join("\n")
     );
 }
@@ -66,7 +68,7 @@ fn the_app_writes_no_sql() {
     );
     assert!(
         found.is_empty(),
-        "SQL belongs in src/server:\n{}",
+        "SQL belongs in src/server (docs/ARCHITECTURE.md):\n{}",
         found.join("\n")
     );
 }
@@ -76,7 +78,31 @@ fn the_server_has_no_views() {
     let found = violations("src/server", &["view!", "#[component]"]);
     assert!(
         found.is_empty(),
-        "views belong in src/app:\n{}",
+        "views belong in src/app (docs/ARCHITECTURE.md):\n{}",
         found.join("\n")
     );
+}
+
+/// The crates named by one feature's list in Cargo.toml (`name = [ ... ]`).
+fn feature_list(manifest: &str, feature: &str) -> String {
+    let start = manifest
+        .find(&format!("\n{feature} = ["))
+        .unwrap_or_else(|| panic!("Cargo.toml has no feature `{feature}`"));
+    let rest = &manifest[start..];
+    rest[..rest.find(']').expect("the list closes")].to_string()
+}
+
+#[test]
+fn the_server_links_no_load_generator_client() {
+    let manifest =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let ssr = feature_list(&manifest, "ssr");
+    let loadgen = feature_list(&manifest, "loadgen");
+    for client in ["reqwest", "tokio-tungstenite", "clap", "hdrhistogram"] {
+        assert!(
+            !ssr.contains(client),
+            "`{client}` belongs to the `loadgen` feature, not `ssr` (the server binary)"
+        );
+        assert!(loadgen.contains(client), "`loadgen` must enable `{client}`");
+    }
 }

@@ -3,26 +3,17 @@
 //! and writes the JSON report with `--json FILE`.
 //!
 //! Exit status: 0 verified (no errors, every acknowledged op reached every
-//! subscriber); 1 the run failed; 2 bad arguments; 3 the run finished but found
-//! errors or missing deliveries.
+//! subscriber), or `--help`; 1 the run failed; 2 bad arguments; 3 the run finished
+//! but found errors or missing deliveries.
 
 use std::process::ExitCode;
 
-use tether::loadgen::{self, Command};
+use clap::Parser;
+use tether::loadgen::{self, Args};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match loadgen::parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(config)) => config,
-        Ok(Command::Help) => {
-            print!("{}", loadgen::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("tether-load: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = Args::parse().into_config();
     let report = match loadgen::run(&config).await {
         Ok(report) => report,
         Err(e) => {

@@ -11,14 +11,15 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Message};
 
 use super::{
     api::{Api, CallError},
     config::{LoadConfig, OpKind},
+    socket::{self, SocketError},
     stats::{median, Errors, Traffic},
     writers::{Writer, WriterPlan},
 };
@@ -66,7 +67,7 @@ pub async fn run(
     traffic: Arc<Traffic>,
     errors: &Errors,
 ) -> Result<CatchupReport, CallError> {
-    let api = Api::new(&config.url, traffic);
+    let api = Api::new(&config.url, traffic.clone());
     let list = Uid::new();
     let mut writer = Writer::new(
         WriterPlan {
@@ -96,12 +97,12 @@ pub async fn run(
     let mut live = Vec::with_capacity(config.repeat);
     let mut live_bytes = 0;
     for _ in 0..config.repeat {
-        match live_round(&config.ws_url(), list, config.changes).await {
+        match live_round(&config.ws_url(), list, config.changes, &traffic).await {
             Ok((time, bytes)) => {
                 live.push(time);
                 live_bytes = bytes;
             }
-            Err(code) => errors.add(&code),
+            Err(e) => errors.add(e.code()),
         }
     }
 
@@ -176,21 +177,20 @@ async fn compressed_bytes(api: &Api, list: Uid, encoding: &'static str) -> Resul
 }
 
 /// Catches up over the live socket; returns the time to `subscribed` and the bytes.
-async fn live_round(ws_url: &str, list: Uid, expect: usize) -> Result<(Duration, u64), String> {
+async fn live_round(
+    ws_url: &str,
+    list: Uid,
+    expect: usize,
+    traffic: &Traffic,
+) -> Result<(Duration, u64), SocketError> {
     let start = Instant::now();
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url)
-        .await
-        .map_err(|_| "ws_connect".to_string())?;
     let subscribe = ClientMessage::Subscribe {
         list,
         after: 0,
         client: None,
     };
-    let text = serde_json::to_string(&subscribe).expect("a subscribe message serialises");
-    socket
-        .send(Message::Text(text.into()))
-        .await
-        .map_err(|_| "ws_send".to_string())?;
+    let config = WebSocketConfig::default();
+    let mut socket = socket::subscribe(ws_url, config, &subscribe, traffic).await?;
     let mut replica = Replica::new(list, ClientId::new());
     let mut bytes = 0;
     while let Some(message) = socket.next().await {
@@ -203,13 +203,14 @@ async fn live_round(ws_url: &str, list: Uid, expect: usize) -> Result<(Duration,
                 replica.apply_remote(&changes, crate::model::clock::wall_clock_ms());
             }
             Ok(ServerMessage::Subscribed { .. }) => break,
-            _ => return Err("bad_message".into()),
+            _ => return Err(SocketError::BadMessage),
         }
     }
     let elapsed = start.elapsed();
     let _ = socket.close(None).await;
-    if replica.children(list).len() != expect {
-        return Err("live_catchup_incomplete".into());
+    let got = replica.children(list).len();
+    if got != expect {
+        return Err(SocketError::Incomplete { got, want: expect });
     }
     Ok((elapsed, bytes))
 }

@@ -1,21 +1,23 @@
 //! What a load run does: the [`LoadConfig`], its scenarios, and the command line.
 //!
 //! A scenario is a named set of defaults (the issue's benchmarks a–d and f); any
-//! flag given on the command line overrides the scenario's value. Parsing is hand
-//! written: a dozen flags do not justify another dependency, and the binary stays a
-//! thin shell around [`parse_args`] and [`super::run`].
+//! flag given on the command line overrides the scenario's value. The command line
+//! is [`Args`] (clap's derive), so the binary stays a thin shell around
+//! [`parse_args`] and [`super::run`].
 
 use std::{fmt, path::PathBuf, time::Duration};
 
+use clap::{Parser, ValueEnum};
+
 /// A benchmark scenario: which measurement runs, and the defaults it starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
     /// Exactly the flags given (defaults as `fanout`, without the machine limits).
     Custom,
-    /// (a) 1 list, 100 subscribers, 1 writer at 200 ops/s.
+    /// (a) 1 list, 100 subscribers, 1 writer at 200 ops/s for 10 s.
     Fanout,
-    /// (b) 50 writers pushing batches as fast as they can.
+    /// (b) 50 writers pushing batches of 100 as fast as they can, 10 s.
     Ingest,
     /// (c) a client that missed 10,000 changes pulls and applies them.
     Catchup,
@@ -23,22 +25,13 @@ pub enum Scenario {
     Connections,
     /// (f) only this machine's limits: bare WebSocket and bare SQLite.
     Limits,
-    /// Reconnect storm: N live clients dropped at once come back with jittered
-    /// backoff while a writer keeps writing.
+    /// Reconnect storm: 1,000 live clients dropped at once come back with jittered
+    /// backoff while a writer keeps writing; reconnect times, convergence, server
+    /// memory.
     Storm,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
-        Scenario::Custom,
-        Scenario::Fanout,
-        Scenario::Ingest,
-        Scenario::Catchup,
-        Scenario::Connections,
-        Scenario::Limits,
-        Scenario::Storm,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Custom => "custom",
@@ -50,10 +43,6 @@ impl Scenario {
             Scenario::Storm => "storm",
         }
     }
-
-    fn parse(text: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.name() == text)
-    }
 }
 
 impl fmt::Display for Scenario {
@@ -63,7 +52,7 @@ impl fmt::Display for Scenario {
 }
 
 /// What each measured op of a writer does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum OpKind {
     /// Sets the title of one of the writer's own todos (one field op, one stored row).
@@ -83,7 +72,7 @@ impl OpKind {
 }
 
 /// How the storm drops every live socket at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum DropMode {
     /// SIGKILL the server and start it again on the same database and port: the
@@ -268,201 +257,172 @@ impl LoadConfig {
     }
 }
 
-/// What the command line asks for.
-#[derive(Debug)]
-pub enum Command {
-    Run(Box<LoadConfig>),
-    Help,
+/// The command line of `tether-load`. Every flag but `--url` and `--scenario`
+/// overrides the scenario's default when given.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tether-load",
+    about = "Drive a running Tether server over HTTP and WebSocket and measure it.",
+    after_help = AFTER_HELP,
+    // A flag given twice takes its last value (benches/run-scenario.sh passes extra
+    // flags after its own).
+    args_override_self = true
+)]
+pub struct Args {
+    /// Server base URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// Which measurement runs; it sets the defaults of every other flag.
+    #[arg(long, value_name = "NAME", value_enum, default_value_t = Scenario::Custom)]
+    pub scenario: Scenario,
+    /// Live subscribers on the list.
+    #[arg(long, value_name = "N")]
+    pub subscribers: Option<usize>,
+    /// Writers (each its own replica and client id).
+    #[arg(long, value_name = "N")]
+    pub writers: Option<usize>,
+    /// Ops/s over all writers; 0 = as fast as they can.
+    #[arg(long, value_name = "R", value_parser = non_negative, allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+    /// How long writers write.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub duration: Option<Duration>,
+    /// Largest push, in ops (at least 1).
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
+    /// What each op does (set: 1 field op; create: 2).
+    #[arg(long, value_enum)]
+    pub op: Option<OpKind>,
+    /// Catch-up: changes the late client missed (storm: the list's size beforehand).
+    #[arg(long, value_name = "N")]
+    pub changes: Option<usize>,
+    /// Catch-up and limits: rounds (the median is reported).
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<usize>,
+    /// Sockets opened at once.
+    #[arg(long, value_name = "N")]
+    pub connect_concurrency: Option<usize>,
+    /// Idle time after subscribing, before reading memory.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub settle: Option<Duration>,
+    /// Longest wait for deliveries after writers stop.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub drain: Option<Duration>,
+    /// Report the server's memory (/proc/PID/status).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Also write the report as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Measure this machine's limits in the same run.
+    #[arg(long, overrides_with = "no_limits")]
+    pub limits: bool,
+    /// Do not measure this machine's limits.
+    #[arg(long, overrides_with = "limits")]
+    pub no_limits: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Storm: how every socket drops (kill and term restart the server).
+    #[arg(long, value_enum, help_heading = "Storm")]
+    pub drop: Option<DropMode>,
+    /// Storm: when, into the writing, the sockets drop (default 3).
+    #[arg(long, value_name = "SECS", value_parser = seconds, help_heading = "Storm")]
+    pub drop_after: Option<Duration>,
+    /// Storm, kill and term: how long the server stays down (default 0).
+    #[arg(long, value_name = "SECS", value_parser = seconds, help_heading = "Storm")]
+    pub down: Option<Duration>,
+    /// Storm: start this server binary (with this environment) and restart it for
+    /// the drop; needed by kill and term.
+    #[arg(long, value_name = "PATH", help_heading = "Storm")]
+    pub spawn_server: Option<PathBuf>,
+    /// Storm: append the spawned server's output to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Storm")]
+    pub server_log: Option<PathBuf>,
+    /// Storm: seed of the backoff jitter (replays the same waits).
+    #[arg(long, value_name = "N", help_heading = "Storm")]
+    pub seed: Option<u64>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ArgsError {
-    #[error("unknown flag `{0}` (see --help)")]
-    UnknownFlag(String),
-    #[error("flag `{0}` needs a value")]
-    MissingValue(String),
-    #[error("bad value `{value}` for `{flag}`: {problem}")]
-    BadValue {
-        flag: String,
-        value: String,
-        problem: String,
-    },
-}
+const AFTER_HELP: &str = "\
+Storm ops are always creates. The server's per-client push rate limit
+(TETHER_MAX_PUSHES_PER_SECOND, 50 by default) must be raised for benchmark rates,
+e.g. TETHER_MAX_PUSHES_PER_SECOND=1000000. `--help` describes every scenario.";
 
-pub const USAGE: &str = "\
-tether-load: drive a running Tether server over HTTP and WebSocket and measure it.
-
-USAGE:
-  tether-load --url http://127.0.0.1:3000 [--scenario NAME] [flags]
-
-SCENARIOS (each sets defaults; flags override them):
-  custom       the flags as given (default; no machine limits)
-  fanout       (a) 100 subscribers, 1 writer at 200 ops/s, 10 s
-  ingest       (b) 50 writers pushing batches of 100 as fast as they can, 10 s
-  catchup      (c) a client that missed 10,000 changes pulls and applies them
-  connections  (d) 5,000 idle subscribers; memory per socket; time to reach all
-  limits       (f) this machine's limits only: bare WebSocket echo and SQLite
-  storm        1,000 live clients dropped at once reconnect with jittered backoff
-               while a writer writes; reconnect times, convergence, server memory
-
-FLAGS:
-  --url URL              server base URL (default http://127.0.0.1:3000)
-  --subscribers N        live subscribers on the list
-  --writers N            writers (each its own replica and client id)
-  --rate R               ops/s over all writers; 0 = as fast as they can
-  --duration SECS        how long writers write
-  --batch N              largest push, in ops
-  --op set|create        what each op does (set: 1 field op; create: 2)
-  --changes N            catch-up: changes the late client missed
-  --repeat N             catch-up and limits: rounds (median reported)
-  --connect-concurrency N  sockets opened at once
-  --settle SECS          idle time after subscribing, before reading memory
-  --drain SECS           longest wait for deliveries after writers stop
-  --server-pid PID       report the server's memory (/proc/PID/status)
-  --json FILE            also write the report as JSON
-  --limits / --no-limits measure this machine's limits in the same run (or not)
-  --quiet                no progress lines on stderr
-
-STORM FLAGS (ops are always creates; --changes is the list's size beforehand):
-  --drop kill|term|client  kill: SIGKILL the server and restart it (default);
-                         term: graceful stop and restart; client: the server stays
-                         up and every client drops its TCP connection at once
-  --drop-after SECS      when, into the writing, the sockets drop (default 3)
-  --down SECS            kill/term: how long the server stays down (default 0)
-  --spawn-server PATH    start this server binary (with this environment) and
-                         restart it for the drop; needed by kill and term
-  --server-log FILE      append the spawned server's output to FILE
-  --seed N               seed of the backoff jitter (replays the same waits)
-
-The server's per-client push rate limit (TETHER_MAX_PUSHES_PER_SECOND, 50 by
-default) must be raised for benchmark rates, e.g. TETHER_MAX_PUSHES_PER_SECOND=1000000.
-";
-
-/// Parses the command line (without the program name).
-pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsError> {
-    let args: Vec<String> = args.into_iter().collect();
-    // The scenario decides the defaults, so find it (and the URL) first.
-    let mut scenario = Scenario::Custom;
-    let mut url = "http://127.0.0.1:3000".to_string();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--scenario" => {
-                let value = value_of(&args, i)?;
-                scenario = Scenario::parse(value).ok_or_else(|| ArgsError::BadValue {
-                    flag: "--scenario".into(),
-                    value: value.into(),
-                    problem: format!("one of {}", Scenario::ALL.map(Scenario::name).join(", ")),
-                })?;
-                i += 1;
-            }
-            "--url" => {
-                url = value_of(&args, i)?.to_string();
-                i += 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let mut config = LoadConfig::scenario(scenario, &url);
-    let mut i = 0;
-    while i < args.len() {
-        let flag = args[i].as_str();
-        match flag {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--limits" => config.limits = true,
-            "--no-limits" => config.limits = false,
-            "--quiet" => config.progress = false,
-            "--scenario" | "--url" => i += 1,
-            "--subscribers" => config.subscribers = number(&args, i)?,
-            "--writers" => config.writers = number(&args, i)?,
-            "--batch" => config.batch = number::<usize>(&args, i)?.max(1),
-            "--changes" => config.changes = number(&args, i)?,
-            "--repeat" => config.repeat = number::<usize>(&args, i)?.max(1),
-            "--connect-concurrency" => {
-                config.connect_concurrency = number::<usize>(&args, i)?.max(1)
-            }
-            "--server-pid" => config.server_pid = Some(number(&args, i)?),
-            "--rate" => config.rate = non_negative(&args, i)?,
-            "--duration" => config.duration = Duration::from_secs_f64(non_negative(&args, i)?),
-            "--settle" => config.settle = Duration::from_secs_f64(non_negative(&args, i)?),
-            "--drain" => config.drain = Duration::from_secs_f64(non_negative(&args, i)?),
-            "--json" => config.json = Some(PathBuf::from(value_of(&args, i)?)),
-            "--spawn-server" => config.spawn_server = Some(PathBuf::from(value_of(&args, i)?)),
-            "--server-log" => config.server_log = Some(PathBuf::from(value_of(&args, i)?)),
-            "--seed" => config.seed = Some(number(&args, i)?),
-            "--down" => config.down = Duration::from_secs_f64(non_negative(&args, i)?),
-            "--drop-after" => config.drop_after = Duration::from_secs_f64(non_negative(&args, i)?),
-            "--drop" => {
-                config.drop = match value_of(&args, i)? {
-                    "kill" => DropMode::Kill,
-                    "term" => DropMode::Term,
-                    "client" => DropMode::Client,
-                    other => return Err(bad(flag, other, "`kill`, `term` or `client`")),
-                }
-            }
-            "--op" => {
-                config.op = match value_of(&args, i)? {
-                    "set" => OpKind::Set,
-                    "create" => OpKind::Create,
-                    other => return Err(bad(flag, other, "`set` or `create`")),
-                }
-            }
-            _ => return Err(ArgsError::UnknownFlag(flag.to_string())),
-        }
-        if takes_value(flag) {
-            i += 1;
-        }
-        i += 1;
-    }
-    Ok(Command::Run(Box::new(config)))
-}
-
-fn takes_value(flag: &str) -> bool {
-    !matches!(
-        flag,
-        "--limits" | "--no-limits" | "--quiet" | "--scenario" | "--url"
-    )
-}
-
-fn value_of(args: &[String], i: usize) -> Result<&str, ArgsError> {
-    args.get(i + 1)
-        .map(String::as_str)
-        .ok_or_else(|| ArgsError::MissingValue(args[i].clone()))
-}
-
-fn bad(flag: &str, value: &str, problem: &str) -> ArgsError {
-    ArgsError::BadValue {
-        flag: flag.into(),
-        value: value.into(),
-        problem: problem.into(),
+impl Args {
+    /// The scenario's defaults with every given flag applied.
+    pub fn into_config(self) -> LoadConfig {
+        let mut c = LoadConfig::scenario(self.scenario, &self.url);
+        let set = |slot: &mut usize, value: Option<usize>| *slot = value.unwrap_or(*slot);
+        set(&mut c.subscribers, self.subscribers);
+        set(&mut c.writers, self.writers);
+        set(&mut c.batch, self.batch.map(|n| n.max(1)));
+        set(&mut c.changes, self.changes);
+        set(&mut c.repeat, self.repeat.map(|n| n.max(1)));
+        set(
+            &mut c.connect_concurrency,
+            self.connect_concurrency.map(|n| n.max(1)),
+        );
+        let set = |slot: &mut Duration, value: Option<Duration>| *slot = value.unwrap_or(*slot);
+        set(&mut c.duration, self.duration);
+        set(&mut c.settle, self.settle);
+        set(&mut c.drain, self.drain);
+        set(&mut c.drop_after, self.drop_after);
+        set(&mut c.down, self.down);
+        c.rate = self.rate.unwrap_or(c.rate);
+        c.op = self.op.unwrap_or(c.op);
+        c.drop = self.drop.unwrap_or(c.drop);
+        c.limits = (c.limits || self.limits) && !self.no_limits;
+        c.progress = !self.quiet;
+        c.server_pid = self.server_pid.or(c.server_pid);
+        c.json = self.json;
+        c.spawn_server = self.spawn_server;
+        c.server_log = self.server_log;
+        c.seed = self.seed;
+        c
     }
 }
 
-fn number<T: std::str::FromStr>(args: &[String], i: usize) -> Result<T, ArgsError> {
-    let value = value_of(args, i)?;
-    value
-        .parse()
-        .map_err(|_| bad(&args[i], value, "a whole number"))
+/// Parses the command line (without the program name). `--help` and bad input are
+/// both clap errors: `Error::exit` prints either and exits with 0 or 2.
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<LoadConfig, clap::Error> {
+    let argv = std::iter::once("tether-load".to_string()).chain(args);
+    Ok(Args::try_parse_from(argv)?.into_config())
 }
 
-fn non_negative(args: &[String], i: usize) -> Result<f64, ArgsError> {
-    let value = value_of(args, i)?;
-    match value.parse::<f64>() {
+/// A flag's value that is not a finite number ≥ 0.
+#[derive(Debug, thiserror::Error)]
+#[error("expected a number ≥ 0")]
+pub struct NotNonNegative;
+
+fn non_negative(text: &str) -> Result<f64, NotNonNegative> {
+    match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(bad(&args[i], value, "a number ≥ 0")),
+        _ => Err(NotNonNegative),
     }
+}
+
+fn seconds(text: &str) -> Result<Duration, NotNonNegative> {
+    non_negative(text).map(Duration::from_secs_f64)
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::{error::ErrorKind, CommandFactory};
+
     use super::*;
 
-    fn parse(line: &str) -> Result<LoadConfig, ArgsError> {
-        match parse_args(line.split_whitespace().map(String::from))? {
-            Command::Run(config) => Ok(*config),
-            Command::Help => panic!("help"),
-        }
+    fn parse(line: &str) -> Result<LoadConfig, clap::Error> {
+        parse_args(line.split_whitespace().map(String::from))
+    }
+
+    fn kind(line: &str) -> ErrorKind {
+        parse(line).unwrap_err().kind()
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Args::command().debug_assert();
     }
 
     #[test]
@@ -478,34 +438,75 @@ mod tests {
         assert_eq!(c.subscribers, 5_000);
         assert_eq!(c.duration, Duration::from_millis(2500));
         assert!(!c.limits);
+        let c = parse("--scenario fanout --batch 0 --quiet --op create").unwrap();
+        assert!(c.limits && !c.progress);
+        assert_eq!((c.batch, c.op), (1, OpKind::Create));
+        assert!(parse("--limits").unwrap().limits);
+        assert!(!parse("--limits --no-limits").unwrap().limits);
+        let c = parse("--scenario fanout --writers 2 --json a.json --writers 3 --json b.json");
+        let c = c.unwrap();
+        assert_eq!((c.writers, c.json), (3, Some(PathBuf::from("b.json"))));
     }
 
     #[test]
     fn bad_input_is_named() {
-        assert_eq!(
-            parse("--frobnicate").unwrap_err(),
-            ArgsError::UnknownFlag("--frobnicate".into())
-        );
-        assert_eq!(
-            parse("--rate").unwrap_err(),
-            ArgsError::MissingValue("--rate".into())
-        );
-        assert!(matches!(
-            parse("--rate -3").unwrap_err(),
-            ArgsError::BadValue { flag, .. } if flag == "--rate"
-        ));
-        assert!(matches!(
-            parse("--scenario nope").unwrap_err(),
-            ArgsError::BadValue { flag, .. } if flag == "--scenario"
-        ));
-        assert!(matches!(
-            parse_args(["--help".to_string()]).unwrap(),
-            Command::Help
-        ));
-        assert!(matches!(
-            parse("--drop sideways").unwrap_err(),
-            ArgsError::BadValue { flag, .. } if flag == "--drop"
-        ));
+        assert_eq!(kind("--frobnicate"), ErrorKind::UnknownArgument);
+        assert_eq!(kind("--rate"), ErrorKind::InvalidValue);
+        assert_eq!(kind("--rate -3"), ErrorKind::ValueValidation);
+        assert_eq!(kind("--duration nan"), ErrorKind::ValueValidation);
+        assert_eq!(kind("--scenario nope"), ErrorKind::InvalidValue);
+        assert_eq!(kind("--drop sideways"), ErrorKind::InvalidValue);
+        assert_eq!(kind("--writers many"), ErrorKind::ValueValidation);
+        let error = parse("--rate -3").unwrap_err().to_string();
+        assert!(error.contains("--rate") && error.contains("≥ 0"), "{error}");
+    }
+
+    #[test]
+    fn help_lists_every_flag_and_scenario() {
+        assert_eq!(kind("--help"), ErrorKind::DisplayHelp);
+        let help = Args::command().render_long_help().to_string();
+        for word in [
+            "--url",
+            "--scenario",
+            "--subscribers",
+            "--writers",
+            "--rate",
+            "--duration",
+            "--batch",
+            "--op",
+            "--changes",
+            "--repeat",
+            "--connect-concurrency",
+            "--settle",
+            "--drain",
+            "--server-pid",
+            "--json",
+            "--limits",
+            "--no-limits",
+            "--quiet",
+            "--drop",
+            "--drop-after",
+            "--down",
+            "--spawn-server",
+            "--server-log",
+            "--seed",
+            "custom",
+            "fanout",
+            "ingest",
+            "catchup",
+            "connections",
+            "limits",
+            "storm",
+            "kill",
+            "term",
+            "client",
+            "TETHER_MAX_PUSHES_PER_SECOND",
+        ] {
+            assert!(
+                help.contains(word),
+                "--help does not mention {word}:\n{help}"
+            );
+        }
     }
 
     #[test]

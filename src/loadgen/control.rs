@@ -17,8 +17,9 @@
 use std::{
     fs::OpenOptions,
     future::Future,
+    io,
     path::{Path, PathBuf},
-    process::Stdio,
+    process::{ExitStatus, Stdio},
     time::Duration,
 };
 
@@ -34,6 +35,47 @@ use crate::model::Uid;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a graceful stop may take before the server is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why the server could not be started, stopped or restarted.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "--drop {} restarts the server, so tether-load must start it: \
+         give --spawn-server PATH, or use --drop client",
+        .0.name()
+    )]
+    CannotRestart(DropMode),
+    #[error("the server is not running")]
+    NotRunning,
+    #[error("cannot open the server log {path}: {source}")]
+    Log { path: PathBuf, source: io::Error },
+    #[error("cannot start {bin}: {source}")]
+    Spawn { bin: PathBuf, source: io::Error },
+    #[error("cannot stop the server ({signal}): {source}")]
+    Stop {
+        signal: &'static str,
+        source: io::Error,
+    },
+    #[error("{bin} exited before serving ({status}){}", log_hint(.log))]
+    Exited {
+        bin: PathBuf,
+        status: ExitStatus,
+        log: Option<PathBuf>,
+    },
+    #[error("{url} did not answer within {START_TIMEOUT:?}")]
+    NoAnswer { url: String },
+    #[error("the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// A server started some other way (in process) did not start again.
+    #[error("the server did not start again: {0}")]
+    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn log_hint(log: &Option<PathBuf>) -> String {
+    log.as_ref()
+        .map(|l| format!("; see {}", l.display()))
+        .unwrap_or_default()
+}
 
 /// How long a restart took, from the moment it was asked for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,7 +105,7 @@ pub trait ServerControl {
         &mut self,
         mode: DropMode,
         down: Duration,
-    ) -> impl Future<Output = Result<Restart, String>>;
+    ) -> impl Future<Output = Result<Restart, ControlError>>;
 }
 
 /// A running server that `tether-load` did not start: it can be read, not restarted.
@@ -76,11 +118,8 @@ impl ServerControl for Attached {
         self.pid
     }
 
-    async fn restart(&mut self, mode: DropMode, _down: Duration) -> Result<Restart, String> {
-        Err(format!(
-            "--drop {} restarts the server, so tether-load must start it (--spawn-server)",
-            mode.name()
-        ))
+    async fn restart(&mut self, mode: DropMode, _down: Duration) -> Result<Restart, ControlError> {
+        Err(ControlError::CannotRestart(mode))
     }
 }
 
@@ -96,11 +135,14 @@ pub struct SpawnedServer {
 impl SpawnedServer {
     /// Starts `bin` (with this process's environment and working directory) and
     /// waits until `url` answers `/healthz`.
-    pub async fn start(bin: &Path, log: Option<&Path>, url: &str) -> Result<SpawnedServer, String> {
+    pub async fn start(
+        bin: &Path,
+        log: Option<&Path>,
+        url: &str,
+    ) -> Result<SpawnedServer, ControlError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         let mut server = SpawnedServer {
             bin: bin.to_path_buf(),
             log: log.map(Path::to_path_buf),
@@ -117,12 +159,11 @@ impl SpawnedServer {
         let _ = self.stop_child(DropMode::Term).await;
     }
 
-    async fn stop_child(&mut self, mode: DropMode) -> Result<(), String> {
+    async fn stop_child(&mut self, mode: DropMode) -> Result<(), ControlError> {
+        let failed = |signal| move |source| ControlError::Stop { signal, source };
         match mode {
             DropMode::Kill | DropMode::Client => {
-                self.child
-                    .start_kill()
-                    .map_err(|e| format!("SIGKILL: {e}"))?;
+                self.child.start_kill().map_err(failed("SIGKILL"))?;
             }
             DropMode::Term => {
                 let Some(pid) = self.child.id() else {
@@ -133,7 +174,7 @@ impl SpawnedServer {
                     .arg(pid.to_string())
                     .status()
                     .await
-                    .map_err(|e| format!("kill -TERM: {e}"))?;
+                    .map_err(failed("SIGTERM"))?;
                 if tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
                     .await
                     .is_err()
@@ -145,23 +186,20 @@ impl SpawnedServer {
         self.child
             .wait()
             .await
-            .map(|_| ())
-            .map_err(|e| format!("waiting for the server to exit: {e}"))
+            .map_err(failed("waiting for it to exit"))?;
+        Ok(())
     }
 
-    async fn await_healthy(&mut self) -> Result<(), String> {
+    async fn await_healthy(&mut self) -> Result<(), ControlError> {
         let deadline = Instant::now() + START_TIMEOUT;
         let url = format!("{}/healthz", self.url);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "{} exited before serving ({status}){}",
-                    self.bin.display(),
-                    self.log
-                        .as_ref()
-                        .map(|l| format!("; see {}", l.display()))
-                        .unwrap_or_default()
-                ));
+                return Err(ControlError::Exited {
+                    bin: self.bin.clone(),
+                    status,
+                    log: self.log.clone(),
+                });
             }
             let healthy = self
                 .http
@@ -173,7 +211,7 @@ impl SpawnedServer {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("{url} did not answer within {START_TIMEOUT:?}"));
+                return Err(ControlError::NoAnswer { url });
             }
             // Short: the clients are already retrying, the start is what is measured.
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -186,7 +224,7 @@ impl ServerControl for SpawnedServer {
         self.child.id()
     }
 
-    async fn restart(&mut self, mode: DropMode, down: Duration) -> Result<Restart, String> {
+    async fn restart(&mut self, mode: DropMode, down: Duration) -> Result<Restart, ControlError> {
         let start = Instant::now();
         self.stop_child(mode).await?;
         let gone = start.elapsed();
@@ -202,15 +240,19 @@ impl ServerControl for SpawnedServer {
 
 /// Starts the binary with its output appended to `log` (or discarded). The child
 /// is killed if this handle is dropped, so a failed run leaves no server behind.
-fn spawn(bin: &Path, log: Option<&Path>) -> Result<Child, String> {
+fn spawn(bin: &Path, log: Option<&Path>) -> Result<Child, ControlError> {
     let (stdout, stderr) = match log {
         Some(path) => {
+            let log_error = |source| ControlError::Log {
+                path: path.to_path_buf(),
+                source,
+            };
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let copy = file.try_clone().map_err(|e| e.to_string())?;
+                .map_err(log_error)?;
+            let copy = file.try_clone().map_err(log_error)?;
             (Stdio::from(file), Stdio::from(copy))
         }
         None => (Stdio::null(), Stdio::null()),
@@ -221,5 +263,8 @@ fn spawn(bin: &Path, log: Option<&Path>) -> Result<Child, String> {
         .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))
+        .map_err(|source| ControlError::Spawn {
+            bin: bin.to_path_buf(),
+            source,
+        })
 }

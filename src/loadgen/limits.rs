@@ -41,10 +41,10 @@ use tokio::{
     sync::{broadcast, watch},
     time::Instant,
 };
-use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Message};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{
-    cpu, rss,
+    cpu, rss, socket,
     stats::{median, Histogram, Summary},
 };
 use crate::{
@@ -55,6 +55,25 @@ use crate::{
     },
     server::{config::DatabaseConfig, store::sqlite::SqliteStore as Db},
 };
+
+/// Why a limit could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error("the bare server cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error("bare WebSocket: {0}")]
+    WebSocket(#[from] tungstenite::Error),
+    #[error("the bare echo socket closed")]
+    EchoClosed,
+    #[error("bare broadcast: not every socket subscribed")]
+    NotListening,
+    #[error("bare broadcast: a message did not arrive")]
+    NotDelivered,
+    #[error("the scratch database: {0}")]
+    Open(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("bare SQLite: {0}")]
+    Sql(#[from] sqlx::Error),
+}
 
 /// What the broadcast limit measured.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -215,36 +234,26 @@ async fn fan_out(ws: WebSocketUpgrade, State(state): State<BareState>) -> Respon
     })
 }
 
-fn client_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-}
-
 // ----- the measurements -----
 
 /// Round trips of `payload` through a bare echo socket: `rounds` after a warm-up.
-pub async fn ws_echo(payload: &str, rounds: usize) -> Result<Summary, String> {
-    let server = BareServer::start().await.map_err(|e| e.to_string())?;
+pub async fn ws_echo(payload: &str, rounds: usize) -> Result<Summary, LimitError> {
+    let server = BareServer::start().await?;
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
         server.url("/echo"),
-        Some(client_config()),
+        Some(socket::small_buffers()),
         true,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let histogram = Histogram::default();
     for i in 0..rounds + rounds / 10 {
         let start = Instant::now();
-        socket
-            .send(Message::Text(payload.into()))
-            .await
-            .map_err(|e| e.to_string())?;
+        socket.send(Message::Text(payload.into())).await?;
         loop {
             match socket.next().await {
                 Some(Ok(Message::Text(_))) => break,
                 Some(Ok(_)) => {}
-                _ => return Err("echo socket closed".into()),
+                _ => return Err(LimitError::EchoClosed),
             }
         }
         if i >= rounds / 10 {
@@ -261,8 +270,8 @@ pub async fn ws_broadcast(
     sockets: usize,
     rounds: usize,
     concurrency: usize,
-) -> Result<BroadcastLimit, String> {
-    let server = BareServer::start().await.map_err(|e| e.to_string())?;
+) -> Result<BroadcastLimit, LimitError> {
+    let server = BareServer::start().await?;
     let origin = Instant::now();
     let per_delivery = Arc::new(Histogram::default());
     let received = Arc::new(AtomicU64::new(0));
@@ -275,9 +284,13 @@ pub async fn ws_broadcast(
         .map(|_| {
             let url = url.clone();
             async move {
-                tokio_tungstenite::connect_async_with_config(url, Some(client_config()), true)
-                    .await
-                    .map(|(socket, _)| socket)
+                tokio_tungstenite::connect_async_with_config(
+                    url,
+                    Some(socket::small_buffers()),
+                    true,
+                )
+                .await
+                .map(|(socket, _)| socket)
             }
         })
         .buffer_unordered(concurrency.max(1))
@@ -285,7 +298,7 @@ pub async fn ws_broadcast(
         .await;
     let mut clients = Vec::with_capacity(sockets);
     for socket in connected {
-        let mut socket = socket.map_err(|e| format!("bare connect: {e}"))?;
+        let mut socket = socket?;
         let (per_delivery, received, last_ns, sent_ns) = (
             per_delivery.clone(),
             received.clone(),
@@ -306,7 +319,7 @@ pub async fn ws_broadcast(
     let ready = Instant::now() + Duration::from_secs(30);
     while server.state.listening.load(Relaxed) < sockets {
         if Instant::now() > ready {
-            return Err("bare broadcast: not every socket subscribed".into());
+            return Err(LimitError::NotListening);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -328,7 +341,7 @@ pub async fn ws_broadcast(
         let deadline = Instant::now() + Duration::from_secs(10);
         while received.load(Relaxed) < (round * sockets) as u64 {
             if Instant::now() > deadline {
-                return Err("bare broadcast: a message did not arrive".into());
+                return Err(LimitError::NotDelivered);
             }
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
@@ -359,7 +372,7 @@ struct Scratch {
 }
 
 impl Scratch {
-    async fn open() -> Result<Scratch, String> {
+    async fn open() -> Result<Scratch, LimitError> {
         let dir = std::env::temp_dir().join(format!("tether-limits-{}", Uid::new()));
         let url = format!("sqlite://{}", dir.join("bare.db").display());
         let db = Db::open(&DatabaseConfig {
@@ -367,7 +380,7 @@ impl Scratch {
             ..DatabaseConfig::default()
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| LimitError::Open(e.into()))?;
         Ok(Scratch { db, dir })
     }
 
@@ -413,7 +426,7 @@ fn upsert(rows: usize) -> String {
     let values = vec!["(?,?,?,?,?)"; rows].join(",");
     format!(
         "INSERT INTO nodes (uid, list_uid, kind, version, state) VALUES {values} \
-         ON CONFLICT (uid) DO UPDATE SET kind = excluded.kind, \
+         ON CONFLICT (uid, list_uid) DO UPDATE SET kind = excluded.kind, \
          version = excluded.version, state = excluded.state"
     )
 }
@@ -455,13 +468,11 @@ async fn insert_rows(
 }
 
 /// Inserts `rows` rows, `rows_per_tx` per transaction.
-pub async fn sqlite_insert(rows: usize, rows_per_tx: usize) -> Result<InsertLimit, String> {
+pub async fn sqlite_insert(rows: usize, rows_per_tx: usize) -> Result<InsertLimit, LimitError> {
     let scratch = Scratch::open().await?;
     let list = Uid::new();
     let data = node_rows(list, rows);
-    let time = insert_rows(&scratch.db, list, &data, rows_per_tx, 1)
-        .await
-        .map_err(|e| e.to_string());
+    let time = insert_rows(&scratch.db, list, &data, rows_per_tx, 1).await;
     scratch.close().await;
     let seconds = time?.as_secs_f64();
     Ok(InsertLimit {
@@ -473,13 +484,11 @@ pub async fn sqlite_insert(rows: usize, rows_per_tx: usize) -> Result<InsertLimi
 }
 
 /// Reads a list of `rows` rows with the pull query, `page` rows at a time.
-pub async fn sqlite_read(rows: usize, page: usize, rounds: usize) -> Result<ReadLimit, String> {
+pub async fn sqlite_read(rows: usize, page: usize, rounds: usize) -> Result<ReadLimit, LimitError> {
     let scratch = Scratch::open().await?;
     let list = Uid::new();
     let data = node_rows(list, rows);
-    insert_rows(&scratch.db, list, &data, rows.max(1), 1)
-        .await
-        .map_err(|e| e.to_string())?;
+    insert_rows(&scratch.db, list, &data, rows.max(1), 1).await?;
     let mut times = Vec::with_capacity(rounds);
     let mut bytes = 0;
     for _ in 0..rounds.max(1) {
@@ -494,8 +503,7 @@ pub async fn sqlite_read(rows: usize, page: usize, rounds: usize) -> Result<Read
             .bind(after)
             .bind(page as i64)
             .fetch_all(&scratch.db.read)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             let Some(last) = page_rows.last() else { break };
             after = last.1;
             total += page_rows.iter().map(|r| r.2.len() as u64).sum::<u64>();

@@ -10,7 +10,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use tokio::{sync::watch, time::Instant};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
 use super::{
     api::Api,
@@ -27,7 +27,8 @@ use super::{
 };
 use crate::model::Uid;
 
-/// Runs writers and subscribers; fills in the server's memory as it goes.
+/// Runs writers and subscribers; fills in the server's memory as it goes. The
+/// steps are those of the module documentation, in order.
 pub async fn run(
     config: &LoadConfig,
     traffic: Arc<Traffic>,
@@ -37,10 +38,61 @@ pub async fn run(
     let api = Api::new(&config.url, traffic.clone());
     let list = Uid::new();
     let ledger = Arc::new(Ledger::new(config.writers));
-    let per_writer_rate = config.rate / config.writers.max(1) as f64;
-    let interval = (config.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / per_writer_rate));
+    let interval = writer_interval(config);
+    let (writers, after) = seed_writers(config, &api, list, interval, &errors).await?;
+    let follow = Follow {
+        ws_url: config.ws_url(),
+        list,
+        ledger: ledger.clone(),
+        errors: errors.clone(),
+        traffic,
+    };
+    let following = subscribe(config, &follow, after, server).await;
+    let (connected, subscribe_seconds) = (following.connected, following.subscribe_seconds);
+    let written = write(config, writers, &follow, &following).await;
+    drain_then_close(config, &ledger, following, written.progress).await;
+    let delivery = ledger.verify(connected);
+    errors.add_n("missing_delivery", delivery.missing);
+    let acked_ops = delivery.acked_ops;
+    let ops_per_s = acked_ops as f64 / written.seconds;
+    let shared = &written.shared;
+    Ok(RunReport {
+        subscribers: connected,
+        writers: config.writers,
+        subscribe_seconds,
+        seconds: written.seconds,
+        acked_ops,
+        ops_per_s,
+        field_ops_per_s: ops_per_s * config.op.field_ops() as f64,
+        pushes: shared.pushes.load(std::sync::atomic::Ordering::Relaxed),
+        push_latency: shared.push_latency.summary(),
+        writer_lag: interval.map(|_| shared.lag.summary()),
+        fanout: ledger.fanout.summary(),
+        server_cpu_us_per_op: written
+            .server_cpu_seconds
+            .filter(|_| acked_ops > 0)
+            .map(|s| s * 1e6 / acked_ops as f64),
+        server_cpu_seconds: written.server_cpu_seconds,
+        loadgen_cpu_seconds: written.loadgen_cpu_seconds,
+        delivery,
+    })
+}
 
-    // 1. Seed the writers' todos.
+/// Each writer's time between ops, when the run has a rate.
+fn writer_interval(config: &LoadConfig) -> Option<Duration> {
+    let per_writer_rate = config.rate / config.writers.max(1) as f64;
+    (config.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / per_writer_rate))
+}
+
+/// The writers, with their todos seeded; returns them and the version the seeding
+/// left (where the subscribers start).
+async fn seed_writers(
+    config: &LoadConfig,
+    api: &Api,
+    list: Uid,
+    interval: Option<Duration>,
+    errors: &Errors,
+) -> Result<(Vec<Writer>, u64), LoadError> {
     let mut writers: Vec<Writer> = (0..config.writers)
         .map(|index| {
             let plan = WriterPlan {
@@ -53,27 +105,37 @@ pub async fn run(
             Writer::new(plan, api.clone())
         })
         .collect();
-    let seeded = futures::future::join_all(writers.iter_mut().map(|w| w.prepare(&errors))).await;
+    let seeded = futures::future::join_all(writers.iter_mut().map(|w| w.prepare(errors))).await;
     let mut after = 0;
     for result in seeded {
-        after = after.max(result.map_err(|e| LoadError::Setup(format!("seeding: {e}")))?);
+        after = after.max(result.map_err(LoadError::Seeding)?);
     }
+    Ok((writers, after))
+}
 
-    // 2. Subscribe, settle, read the server's memory.
+/// The subscribers at work, and how to stop them.
+struct Following {
+    connected: usize,
+    subscribe_seconds: f64,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Subscribes every subscriber after `after`, lets them settle, and reads the
+/// server's memory before and after.
+async fn subscribe(
+    config: &LoadConfig,
+    follow: &Follow,
+    after: u64,
+    server: &mut Option<ServerMemory>,
+) -> Following {
     read_memory(server, |m, v| m.before_subscribers = v);
-    let follow = Follow {
-        ws_url: config.ws_url(),
-        list,
-        ledger: ledger.clone(),
-        errors: errors.clone(),
-        traffic: traffic.clone(),
-    };
     let connect_start = Instant::now();
-    let subscribers = connect_all(config, &follow, after, &errors).await;
+    let subscribers = connect_all(config, follow, after, &follow.errors).await;
     let subscribe_seconds = connect_start.elapsed().as_secs_f64();
     let connected = subscribers.len();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let following: Vec<_> = subscribers
+    let (stop, stop_rx) = watch::channel(false);
+    let tasks = subscribers
         .into_iter()
         .map(|s| tokio::spawn(s.run(stop_rx.clone())))
         .collect();
@@ -87,25 +149,49 @@ pub async fn run(
             }
         }
     }
+    Following {
+        connected,
+        subscribe_seconds,
+        stop,
+        tasks,
+    }
+}
 
-    // 3. Write, with a progress line per second.
+/// What the writing took.
+struct Written {
+    seconds: f64,
+    server_cpu_seconds: Option<f64>,
+    loadgen_cpu_seconds: Option<f64>,
+    shared: Arc<WriterShared>,
+    /// The progress lines, which end when the subscribers are told to stop.
+    progress: Option<JoinHandle<()>>,
+}
+
+/// The writers write for `duration` (with a progress line per second) and flush;
+/// the CPU time both processes used meanwhile.
+async fn write(
+    config: &LoadConfig,
+    writers: Vec<Writer>,
+    follow: &Follow,
+    following: &Following,
+) -> Written {
     let shared = Arc::new(WriterShared::default());
+    let (ledger, errors) = (&follow.ledger, &follow.errors);
     let progress = config.progress.then(|| {
         tokio::spawn(progress::report_every_second(
             Watch {
                 ledger: ledger.clone(),
                 writers: shared.clone(),
                 errors: errors.clone(),
-                subscribers: connected,
+                subscribers: following.connected,
                 field_ops_per_op: config.op.field_ops(),
                 server_pid: config.server_pid,
             },
-            stop_rx.clone(),
+            following.stop.subscribe(),
         ))
     });
     let cpu_before = (config.server_pid.and_then(cpu::seconds), cpu::own_seconds());
     let window = Window::from_now(config.duration, config.drain);
-    let start = window.start;
     let tasks: Vec<_> = writers
         .into_iter()
         .map(|w| tokio::spawn(w.run(window, ledger.clone(), shared.clone(), errors.clone())))
@@ -113,52 +199,37 @@ pub async fn run(
     for task in tasks {
         let _ = task.await;
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let server_cpu_seconds = cpu_before
-        .0
-        .zip(config.server_pid.and_then(cpu::seconds))
-        .map(|(before, after)| after - before);
-    let loadgen_cpu_seconds = cpu_before
-        .1
-        .zip(cpu::own_seconds())
-        .map(|(before, after)| after - before);
+    let seconds = window.start.elapsed().as_secs_f64();
+    let used = |before: Option<f64>, after: Option<f64>| before.zip(after).map(|(b, a)| a - b);
+    Written {
+        seconds,
+        server_cpu_seconds: used(cpu_before.0, config.server_pid.and_then(cpu::seconds)),
+        loadgen_cpu_seconds: used(cpu_before.1, cpu::own_seconds()),
+        shared,
+        progress,
+    }
+}
 
-    // 4. Let deliveries arrive, then close the subscribers.
+/// Lets deliveries arrive (at most `drain`), then closes the subscribers and
+/// stops the progress lines.
+async fn drain_then_close(
+    config: &LoadConfig,
+    ledger: &Ledger,
+    following: Following,
+    progress: Option<JoinHandle<()>>,
+) {
+    let connected = following.connected;
     let drain_until = Instant::now() + config.drain;
     while connected > 0 && ledger.missing(connected) > 0 && Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = stop_tx.send(true);
-    for task in following {
+    let _ = following.stop.send(true);
+    for task in following.tasks {
         let _ = task.await;
     }
     if let Some(progress) = progress {
         let _ = progress.await;
     }
-
-    let delivery = ledger.verify(connected);
-    errors.add_n("missing_delivery", delivery.missing);
-    let acked_ops = delivery.acked_ops;
-    let ops_per_s = acked_ops as f64 / seconds;
-    Ok(RunReport {
-        subscribers: connected,
-        writers: config.writers,
-        subscribe_seconds,
-        seconds,
-        acked_ops,
-        ops_per_s,
-        field_ops_per_s: ops_per_s * config.op.field_ops() as f64,
-        pushes: shared.pushes.load(std::sync::atomic::Ordering::Relaxed),
-        push_latency: shared.push_latency.summary(),
-        writer_lag: interval.map(|_| shared.lag.summary()),
-        fanout: ledger.fanout.summary(),
-        server_cpu_us_per_op: server_cpu_seconds
-            .filter(|_| acked_ops > 0)
-            .map(|s| s * 1e6 / acked_ops as f64),
-        server_cpu_seconds,
-        loadgen_cpu_seconds,
-        delivery,
-    })
 }
 
 /// Opens every subscriber, `connect_concurrency` at a time, with a progress line
@@ -177,7 +248,7 @@ async fn connect_all(
     while let Some(result) = pending.next().await {
         match result {
             Ok(subscriber) => connected.push(subscriber),
-            Err(code) => errors.add(&code),
+            Err(e) => errors.add(e.code()),
         }
         if config.progress && last_line.elapsed() >= Duration::from_secs(1) {
             last_line = Instant::now();

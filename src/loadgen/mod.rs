@@ -15,6 +15,7 @@
 //! * [`config`] — the run's settings, scenarios and command line.
 //! * [`api`] — the HTTP calls, with byte counts and typed errors.
 //! * [`writers`] — replicas that make ops and push their outboxes.
+//! * [`socket`] — opening a live socket and subscribing, for every client here.
 //! * [`subscribers`] — live sockets that report what they receive.
 //! * [`ledger`] — which op was made when and who received it.
 //! * [`live`] — a run of writers and subscribers together (scenarios a, b, d).
@@ -42,6 +43,7 @@ pub mod reconnecting;
 pub mod report;
 pub mod rss;
 pub mod scenarios;
+pub mod socket;
 pub mod stats;
 pub mod storm;
 pub mod subscribers;
@@ -49,8 +51,8 @@ pub mod writers;
 
 use std::sync::Arc;
 
-pub use config::{parse_args, Command, DropMode, LoadConfig, OpKind, Scenario, USAGE};
-pub use control::{Restart, ServerControl};
+pub use config::{parse_args, Args, DropMode, LoadConfig, OpKind, Scenario};
+pub use control::{ControlError, Restart, ServerControl};
 pub use report::Report;
 
 use report::{Machine, ServerMemory};
@@ -59,10 +61,27 @@ use stats::{Errors, Traffic};
 /// Why a run could not produce a report.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("the server at {url} does not answer /healthz: {detail}")]
-    Unreachable { url: String, detail: String },
-    #[error("setting up the run failed: {0}")]
-    Setup(String),
+    #[error("the server at {url} does not answer /healthz: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("the server at {url} answers /healthz with HTTP {status}")]
+    Unhealthy {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("seeding the list failed: {0}")]
+    Seeding(#[source] api::CallError),
+    #[error("the catch-up failed: {0}")]
+    Catchup(#[source] api::CallError),
+    #[error("only {connected} of {wanted} clients subscribed within {within:?}")]
+    NotSubscribed {
+        connected: usize,
+        wanted: usize,
+        within: std::time::Duration,
+    },
+    #[error("the reference pull failed: {0}")]
+    ReferencePull(#[source] api::CallError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
 }
 
 fn empty_report(config: &LoadConfig) -> Report {
@@ -102,7 +121,7 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
             check_health(&config.url).await?;
             let c = catchup::run(config, traffic.clone(), &errors)
                 .await
-                .map_err(|e| LoadError::Setup(format!("catch-up: {e}")))?;
+                .map_err(LoadError::Catchup)?;
             report.catchup = Some(c);
         }
         Scenario::Custom | Scenario::Fanout | Scenario::Ingest | Scenario::Connections => {
@@ -134,17 +153,12 @@ async fn storm_against_configured(config: &LoadConfig) -> Result<Report, LoadErr
         Some(bin) => {
             let mut server =
                 control::SpawnedServer::start(bin, config.server_log.as_deref(), &config.url)
-                    .await
-                    .map_err(LoadError::Setup)?;
+                    .await?;
             let report = run_storm(config, &mut server).await;
             server.stop().await;
             report
         }
-        None if config.drop.restarts() => Err(LoadError::Setup(format!(
-            "--drop {} restarts the server, so tether-load must start it: \
-             give --spawn-server PATH, or use --drop client",
-            config.drop.name()
-        ))),
+        None if config.drop.restarts() => Err(ControlError::CannotRestart(config.drop).into()),
         None => {
             check_health(&config.url).await?;
             let mut attached = control::Attached {
@@ -174,16 +188,17 @@ pub async fn run_storm<C: ServerControl>(
 }
 
 async fn check_health(url: &str) -> Result<(), LoadError> {
-    let unreachable = |detail: String| LoadError::Unreachable {
-        url: url.to_string(),
-        detail,
-    };
     let response = reqwest::get(format!("{url}/healthz"))
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(unreachable(format!("HTTP {}", response.status())))
+        .map_err(|source| LoadError::Unreachable {
+            url: url.to_string(),
+            source,
+        })?;
+    match response.status() {
+        status if status.is_success() => Ok(()),
+        status => Err(LoadError::Unhealthy {
+            url: url.to_string(),
+            status,
+        }),
     }
 }

@@ -23,20 +23,15 @@ use std::{
     time::Duration,
 };
 
-use futures::{SinkExt, StreamExt};
-use tokio::{
-    net::TcpStream,
-    sync::{watch, Semaphore},
-};
-use tokio_tungstenite::{
-    tungstenite::{protocol::WebSocketConfig, Message},
-    MaybeTlsStream, WebSocketStream,
-};
+use futures::StreamExt;
+use tokio::sync::{watch, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::{
     api::Api,
     backoff::Jitter,
     ledger::{Ledger, Receipt, Seen, Token},
+    socket::{self, Socket},
     stats::{Errors, Traffic},
 };
 use crate::model::{
@@ -44,8 +39,6 @@ use crate::model::{
     wire::{Change, ClientMessage, ServerMessage},
     ClientId, Replica, Uid,
 };
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Longest one attempt may take, from opening the socket to `subscribed`. The
 /// browser has no such limit of its own, but a client stuck forever would hang the
@@ -226,9 +219,10 @@ impl Client {
                 after: self.log.replica.cursor().version,
                 client: Some(self.client),
             };
-            let mut socket = open(&self.shared, &subscribe)
+            let (url, traffic) = (&self.shared.ws_url, &self.shared.traffic);
+            let mut socket = socket::subscribe(url, socket::small_buffers(), &subscribe, traffic)
                 .await
-                .ok_or(AttemptEnd::Failed)?;
+                .map_err(|_| AttemptEnd::Failed)?;
             self.catching_up = 0;
             loop {
                 match socket.next().await {
@@ -382,22 +376,6 @@ impl Client {
         let drop_ns = self.shared.drop_ns.load(Relaxed);
         drop_ns != 0 && at_ns >= drop_ns
     }
-}
-
-/// Opens a socket and sends `subscribe`; `None` if either fails.
-async fn open(shared: &Shared, subscribe: &ClientMessage) -> Option<Socket> {
-    // Small buffers, like the server's: a thousand clients share this process.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0);
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(shared.ws_url.as_str(), Some(config), true)
-            .await
-            .ok()?;
-    let text = serde_json::to_string(subscribe).expect("a subscribe message serialises");
-    Traffic::add(&shared.traffic.ws_sent, text.len());
-    socket.send(Message::Text(text.into())).await.ok()?;
-    Some(socket)
 }
 
 /// Why an attempt gave no socket.

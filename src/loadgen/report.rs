@@ -194,9 +194,30 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report serialises")
     }
 
-    /// The report as an aligned text table.
+    /// The report as an aligned text table: one section per part of the run.
     pub fn to_table(&self) -> String {
         let mut t = Table::default();
+        self.header(&mut t);
+        if let Some(run) = &self.run {
+            load_section(&mut t, run, &self.config);
+        }
+        if let Some(c) = &self.catchup {
+            catchup_section(&mut t, c);
+        }
+        if let Some(storm) = &self.storm {
+            storm_section(&mut t, storm, &self.config);
+        }
+        if let Some(server) = &self.server {
+            memory_section(&mut t, server);
+        }
+        limits_section(&mut t, &self.limits);
+        ratios_section(&mut t, &self.ratios);
+        targets_section(&mut t, &self.targets);
+        self.errors_section(&mut t);
+        t.0
+    }
+
+    fn header(&self, t: &mut Table) {
         let m = &self.machine;
         t.title(&format!("tether-load · scenario {}", self.scenario));
         t.row(
@@ -213,218 +234,9 @@ impl Report {
             ),
         );
         t.row("server", self.config.url.clone());
-        if let Some(run) = &self.run {
-            let c = &self.config;
-            t.section("load");
-            t.row(
-                "shape",
-                format!(
-                    "{} subscribers · {} writers · {} · batch ≤ {} · {:?} ops · {} s",
-                    run.subscribers,
-                    run.writers,
-                    if c.rate > 0.0 {
-                        format!("{} ops/s", number(c.rate))
-                    } else {
-                        "as fast as possible".into()
-                    },
-                    c.batch,
-                    c.op,
-                    number(c.duration.as_secs_f64())
-                ),
-            );
-            t.row("subscribed in", format!("{:.2} s", run.subscribe_seconds));
-            t.row(
-                "acknowledged ops",
-                format!(
-                    "{} in {:.2} s = {} ops/s = {} field ops/s ({} pushes)",
-                    run.acked_ops,
-                    run.seconds,
-                    number(run.ops_per_s),
-                    number(run.field_ops_per_s),
-                    run.pushes
-                ),
-            );
-            if let Some(cpu) = run.server_cpu_seconds {
-                t.row(
-                    "CPU while writing",
-                    format!(
-                        "server {cpu:.2} s ({} per acknowledged op) · load generator {}",
-                        run.server_cpu_us_per_op
-                            .map_or("?".into(), |us| if us < 1000.0 {
-                                format!("{us:.1} µs")
-                            } else {
-                                format!("{:.1} ms", us / 1000.0)
-                            }),
-                        run.loadgen_cpu_seconds
-                            .map_or("?".into(), |s| format!("{s:.2} s"))
-                    ),
-                );
-            }
-            t.latency("push → ack", &run.push_latency);
-            if let Some(lag) = &run.writer_lag {
-                t.latency("writer behind schedule", lag);
-            }
-            if run.subscribers > 0 {
-                t.latency("fan-out (made → each received)", &run.fanout);
-                t.latency("fan-out (made → all received)", &run.delivery.to_all);
-                let d = &run.delivery;
-                t.row(
-                    "delivery",
-                    format!(
-                        "{} / {} delivered · {} missing · {} duplicate{}",
-                        d.delivered,
-                        d.expected,
-                        d.missing,
-                        d.duplicates,
-                        if d.missing == 0 && d.duplicates == 0 {
-                            " · every acknowledged op reached every subscriber"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
-            }
-        }
-        if let Some(c) = &self.catchup {
-            t.section("catch-up");
-            t.row(
-                "missed changes",
-                format!(
-                    "{} in {} pages (seeded in {:.0} ms)",
-                    c.changes, c.pages, c.seed_ms
-                ),
-            );
-            t.row(
-                "pull + apply (median)",
-                format!(
-                    "{:.1} ms = server {:.1} ms + decode {:.1} ms + apply {:.1} ms (fastest {:.1} ms, {} rounds)",
-                    c.median.total_ms,
-                    c.median.server_ms,
-                    c.median.decode_ms,
-                    c.median.apply_ms,
-                    c.fastest_total_ms,
-                    c.rounds
-                ),
-            );
-            t.row(
-                "bytes",
-                format!(
-                    "{} identity · {} gzip · {} br",
-                    kb(c.bytes_identity),
-                    kb(c.bytes_gzip),
-                    kb(c.bytes_br)
-                ),
-            );
-            t.row(
-                "over the live socket",
-                format!("{:.1} ms, {}", c.live_total_ms, kb(c.live_bytes)),
-            );
-        }
-        if let Some(storm) = &self.storm {
-            storm_section(&mut t, storm, &self.config);
-        }
-        if let Some(server) = &self.server {
-            t.section("server memory");
-            let show = |m: &Option<Memory>| m.map_or("?".into(), |m| kb(m.rss_kb * 1024));
-            t.row("at start", show(&server.start));
-            if server.after_subscribers.is_some() {
-                t.row("before subscribers", show(&server.before_subscribers));
-                t.row("after subscribers", show(&server.after_subscribers));
-            }
-            if let Some(per) = server.per_subscriber_kb {
-                t.row("per subscriber", format!("{per:.1} KiB"));
-            }
-            t.row("at end", show(&server.end));
-            if let Some(peak) = server.peak_kb() {
-                t.row("peak (VmHWM)", kb(peak * 1024));
-            }
-        }
-        let l = &self.limits;
-        if l.ws_echo_rtt.is_some()
-            || l.ws_broadcast.is_some()
-            || l.sqlite_insert_per_push.is_some()
-            || l.sqlite_read.is_some()
-        {
-            t.section("this machine's limits (same run)");
-            if let Some(echo) = &l.ws_echo_rtt {
-                t.latency("bare WebSocket echo round trip", echo);
-            }
-            if let Some(b) = &l.ws_broadcast {
-                t.latency(
-                    &format!("bare broadcast to {} (each)", b.sockets),
-                    &b.per_delivery,
-                );
-                t.latency(&format!("bare broadcast to {} (all)", b.sockets), &b.to_all);
-                if let Some(pair) = b.pair_kb {
-                    t.row("bare socket pair memory", format!("{pair:.1} KiB"));
-                }
-                if let Some(cpu) = b.cpu_ms_per_round {
-                    t.row(
-                        "bare broadcast CPU per message",
-                        format!("{cpu:.1} ms (server and clients)"),
-                    );
-                }
-            }
-            for insert in [&l.sqlite_insert_per_push, &l.sqlite_insert_per_group]
-                .into_iter()
-                .flatten()
-            {
-                t.row(
-                    &format!("bare SQLite insert, {} rows/tx", insert.rows_per_tx),
-                    format!(
-                        "{} rows/s ({} rows in {:.2} s)",
-                        number(insert.rows_per_s),
-                        insert.rows,
-                        insert.seconds
-                    ),
-                );
-            }
-            if let Some(read) = &l.sqlite_read {
-                t.row(
-                    &format!("bare SQLite read, {} rows", read.rows),
-                    format!(
-                        "{:.1} ms in pages of {} ({})",
-                        read.ms,
-                        read.page,
-                        kb(read.bytes)
-                    ),
-                );
-            }
-        }
-        if !self.ratios.is_empty() {
-            t.section("ratios (Tether ÷ bare limit)");
-            for r in &self.ratios {
-                let verdict = if r.higher_is_better {
-                    format!("{:.1} % of the limit", r.ratio * 100.0)
-                } else {
-                    format!("{:.2}× the limit", r.ratio)
-                };
-                t.row(
-                    &r.name,
-                    format!(
-                        "{} vs {} {} → {verdict}",
-                        number(r.tether),
-                        number(r.limit),
-                        r.unit
-                    ),
-                );
-            }
-        }
-        if !self.targets.is_empty() {
-            t.section("targets");
-            for target in &self.targets {
-                t.row(
-                    &target.name,
-                    format!(
-                        "{} {} (goal {}) {}",
-                        number(target.measured),
-                        target.unit,
-                        target.goal,
-                        if target.met { "MET" } else { "MISSED" }
-                    ),
-                );
-            }
-        }
+    }
+
+    fn errors_section(&self, t: &mut Table) {
         t.section("errors and traffic");
         t.row(
             "errors",
@@ -457,13 +269,245 @@ impl Report {
                 "NOT verified: see errors and delivery".into()
             },
         );
-        t.0
+    }
+}
+
+/// The load run: its shape, throughput, CPU, latencies and delivery.
+fn load_section(t: &mut Table, run: &RunReport, c: &LoadConfig) {
+    t.section("load");
+    t.row(
+        "shape",
+        format!(
+            "{} subscribers · {} writers · {} · batch ≤ {} · {:?} ops · {} s",
+            run.subscribers,
+            run.writers,
+            if c.rate > 0.0 {
+                format!("{} ops/s", number(c.rate))
+            } else {
+                "as fast as possible".into()
+            },
+            c.batch,
+            c.op,
+            number(c.duration.as_secs_f64())
+        ),
+    );
+    t.row("subscribed in", format!("{:.2} s", run.subscribe_seconds));
+    t.row(
+        "acknowledged ops",
+        format!(
+            "{} in {:.2} s = {} ops/s = {} field ops/s ({} pushes)",
+            run.acked_ops,
+            run.seconds,
+            number(run.ops_per_s),
+            number(run.field_ops_per_s),
+            run.pushes
+        ),
+    );
+    if let Some(cpu) = run.server_cpu_seconds {
+        t.row(
+            "CPU while writing",
+            format!(
+                "server {cpu:.2} s ({} per acknowledged op) · load generator {}",
+                run.server_cpu_us_per_op
+                    .map_or("?".into(), |us| if us < 1000.0 {
+                        format!("{us:.1} µs")
+                    } else {
+                        format!("{:.1} ms", us / 1000.0)
+                    }),
+                run.loadgen_cpu_seconds
+                    .map_or("?".into(), |s| format!("{s:.2} s"))
+            ),
+        );
+    }
+    t.latency("push → ack", &run.push_latency);
+    if let Some(lag) = &run.writer_lag {
+        t.latency("writer behind schedule", lag);
+    }
+    if run.subscribers > 0 {
+        t.latency("fan-out (made → each received)", &run.fanout);
+        t.latency("fan-out (made → all received)", &run.delivery.to_all);
+        let d = &run.delivery;
+        t.row(
+            "delivery",
+            format!(
+                "{} / {} delivered · {} missing · {} duplicate{}",
+                d.delivered,
+                d.expected,
+                d.missing,
+                d.duplicates,
+                if d.missing == 0 && d.duplicates == 0 {
+                    " · every acknowledged op reached every subscriber"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+}
+
+/// The catch-up: pages, time by side, bytes.
+fn catchup_section(t: &mut Table, c: &CatchupReport) {
+    t.section("catch-up");
+    t.row(
+        "missed changes",
+        format!(
+            "{} in {} pages (seeded in {:.0} ms)",
+            c.changes, c.pages, c.seed_ms
+        ),
+    );
+    t.row(
+            "pull + apply (median)",
+            format!(
+                "{:.1} ms = server {:.1} ms + decode {:.1} ms + apply {:.1} ms (fastest {:.1} ms, {} rounds)",
+                c.median.total_ms,
+                c.median.server_ms,
+                c.median.decode_ms,
+                c.median.apply_ms,
+                c.fastest_total_ms,
+                c.rounds
+            ),
+        );
+    t.row(
+        "bytes",
+        format!(
+            "{} identity · {} gzip · {} br",
+            kb(c.bytes_identity),
+            kb(c.bytes_gzip),
+            kb(c.bytes_br)
+        ),
+    );
+    t.row(
+        "over the live socket",
+        format!("{:.1} ms, {}", c.live_total_ms, kb(c.live_bytes)),
+    );
+}
+
+/// The server's memory over a load run.
+fn memory_section(t: &mut Table, server: &ServerMemory) {
+    t.section("server memory");
+    let show = |m: &Option<Memory>| m.map_or("?".into(), |m| kb(m.rss_kb * 1024));
+    t.row("at start", show(&server.start));
+    if server.after_subscribers.is_some() {
+        t.row("before subscribers", show(&server.before_subscribers));
+        t.row("after subscribers", show(&server.after_subscribers));
+    }
+    if let Some(per) = server.per_subscriber_kb {
+        t.row("per subscriber", format!("{per:.1} KiB"));
+    }
+    t.row("at end", show(&server.end));
+    if let Some(peak) = server.peak_kb() {
+        t.row("peak (VmHWM)", kb(peak * 1024));
+    }
+}
+
+/// This machine's bare limits, when measured.
+fn limits_section(t: &mut Table, l: &Limits) {
+    if l.ws_echo_rtt.is_some()
+        || l.ws_broadcast.is_some()
+        || l.sqlite_insert_per_push.is_some()
+        || l.sqlite_read.is_some()
+    {
+        t.section("this machine's limits (same run)");
+        if let Some(echo) = &l.ws_echo_rtt {
+            t.latency("bare WebSocket echo round trip", echo);
+        }
+        if let Some(b) = &l.ws_broadcast {
+            t.latency(
+                &format!("bare broadcast to {} (each)", b.sockets),
+                &b.per_delivery,
+            );
+            t.latency(&format!("bare broadcast to {} (all)", b.sockets), &b.to_all);
+            if let Some(pair) = b.pair_kb {
+                t.row("bare socket pair memory", format!("{pair:.1} KiB"));
+            }
+            if let Some(cpu) = b.cpu_ms_per_round {
+                t.row(
+                    "bare broadcast CPU per message",
+                    format!("{cpu:.1} ms (server and clients)"),
+                );
+            }
+        }
+        for insert in [&l.sqlite_insert_per_push, &l.sqlite_insert_per_group]
+            .into_iter()
+            .flatten()
+        {
+            t.row(
+                &format!("bare SQLite insert, {} rows/tx", insert.rows_per_tx),
+                format!(
+                    "{} rows/s ({} rows in {:.2} s)",
+                    number(insert.rows_per_s),
+                    insert.rows,
+                    insert.seconds
+                ),
+            );
+        }
+        if let Some(read) = &l.sqlite_read {
+            t.row(
+                &format!("bare SQLite read, {} rows", read.rows),
+                format!(
+                    "{:.1} ms in pages of {} ({})",
+                    read.ms,
+                    read.page,
+                    kb(read.bytes)
+                ),
+            );
+        }
+    }
+}
+
+/// Tether's figures over the bare limits.
+fn ratios_section(t: &mut Table, ratios: &[Ratio]) {
+    if !ratios.is_empty() {
+        t.section("ratios (Tether ÷ bare limit)");
+        for r in ratios {
+            let verdict = if r.higher_is_better {
+                format!("{:.1} % of the limit", r.ratio * 100.0)
+            } else {
+                format!("{:.2}× the limit", r.ratio)
+            };
+            t.row(
+                &r.name,
+                format!(
+                    "{} vs {} {} → {verdict}",
+                    number(r.tether),
+                    number(r.limit),
+                    r.unit
+                ),
+            );
+        }
+    }
+}
+
+/// The issue's targets, met or missed.
+fn targets_section(t: &mut Table, targets: &[Target]) {
+    if !targets.is_empty() {
+        t.section("targets");
+        for target in targets {
+            t.row(
+                &target.name,
+                format!(
+                    "{} {} (goal {}) {}",
+                    number(target.measured),
+                    target.unit,
+                    target.goal,
+                    if target.met { "MET" } else { "MISSED" }
+                ),
+            );
+        }
     }
 }
 
 /// The storm's part of the table: reconnect times, the attempts over time,
 /// convergence and the server's memory.
 fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
+    storm_reconnects(t, s, c);
+    storm_convergence(t, s);
+    storm_timeline(t, s);
+    storm_memory(t, s);
+}
+
+/// The storm's shape, the restart, and how the clients came back.
+fn storm_reconnects(t: &mut Table, s: &StormReport, c: &LoadConfig) {
     t.section("reconnect storm");
     let how = match s.drop {
         Some(DropMode::Kill) => "server SIGKILLed and restarted on the same database",
@@ -525,6 +569,10 @@ fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
             s.caught_up.median, s.caught_up.min, s.caught_up.max, s.caught_up.total, s.resyncs
         ),
     );
+}
+
+/// What the writer did, and whether every client ended where a fresh pull is.
+fn storm_convergence(t: &mut Table, s: &StormReport) {
     t.row(
         "writer",
         format!(
@@ -577,7 +625,10 @@ fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
             ),
         );
     }
+}
 
+/// Attempts and successes per slice of time after the drop, as bars.
+fn storm_timeline(t: &mut Table, s: &StormReport) {
     if !s.timeline.is_empty() {
         t.section(&format!(
             "attempts (█) and subscribed (count) per {BUCKET_MS} ms after the drop"
@@ -605,7 +656,10 @@ fn storm_section(t: &mut Table, s: &StormReport, c: &LoadConfig) {
             );
         }
     }
+}
 
+/// The server's memory from idle through the storm to every client gone.
+fn storm_memory(t: &mut Table, s: &StormReport) {
     let m = &s.memory;
     if m.idle.is_some() {
         t.section("server memory over the storm (VmRSS)");

@@ -35,7 +35,7 @@ pub async fn measure_limits(config: &LoadConfig, errors: &Errors) -> Limits {
         Scenario::Storm => (false, None, false, false),
         Scenario::Limits => (true, Some((config.subscribers, 200)), true, true),
     };
-    let note = |what: &str, e: String| {
+    let note = |what: &str, e: limits::LimitError| {
         eprintln!("limit `{what}` failed: {e}");
         errors.add("limit_failed");
     };

@@ -1,7 +1,7 @@
 //! Scenario `storm`: N live clients dropped at once come back with jittered backoff
 //! while a writer keeps writing (issue 7, item 6).
 //!
-//! In order:
+//! In order (each phase one step of [`run`]):
 //!
 //! 1. A writer seeds the list with `changes` todos; after `settle` of quiet the
 //!    server's memory is read (*idle*).
@@ -43,11 +43,12 @@ use std::{
 use serde::Serialize;
 use tokio::{
     sync::{watch, Semaphore},
+    task::JoinHandle,
     time::Instant,
 };
 
 use super::{
-    api::Api,
+    api::{Api, CallError},
     config::{DropMode, LoadConfig, OpKind},
     control::ServerControl,
     ledger::{Delivery, Ledger},
@@ -205,196 +206,305 @@ impl StormReport {
     }
 }
 
-/// Runs the storm against the server `control` drives.
+/// Runs the storm against the server `control` drives: the phases of the module
+/// documentation, in order.
 pub async fn run<C: ServerControl>(
     config: &LoadConfig,
     control: &mut C,
     traffic: Arc<Traffic>,
     errors: Arc<Errors>,
 ) -> Result<StormReport, LoadError> {
-    let n = config.subscribers;
-    let seed = config
-        .seed
-        .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));
-    let api = Api::new(&config.url, traffic.clone());
-    let list = Uid::new();
-    let writers_n = config.writers.max(1);
-    let ledger = Arc::new(Ledger::new(writers_n));
-    let mut report = StormReport {
-        clients: n,
-        drop: Some(config.drop),
-        seed,
-        ..StormReport::default()
-    };
-    let memory = |c: &C| c.pid().and_then(rss::read);
+    let mut storm = Storm::new(config, control, traffic, errors);
+    let writers = storm.seed_list().await?;
+    let clients = storm.connect_clients().await?;
+    let writing = storm.start_writing(writers);
+    let dropped = storm.drop_sockets(&clients, writing.start).await?;
+    storm.await_return(&clients, dropped).await;
+    storm.finish_writing(writing).await;
+    let (fresh, logs) = storm.reference_then_leave(clients).await?;
+    Ok(storm.account(&logs, &fresh, dropped.ns))
+}
 
-    // 1. The list, then the idle level.
-    let per_writer_rate = config.rate / writers_n as f64;
-    let interval = (config.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / per_writer_rate));
-    let mut writers: Vec<Writer> = (0..writers_n)
-        .map(|index| {
-            let plan = WriterPlan {
-                index: index as u32,
-                list,
-                op: OpKind::Create,
-                batch: config.batch,
-                interval,
-            };
-            Writer::new(plan, api.clone())
-        })
-        .collect();
-    writers[0]
-        .seed(config.changes, &errors)
-        .await
-        .map_err(|e| LoadError::Setup(format!("seeding: {e}")))?;
-    report.memory.idle = quiet_then_read(config, control).await;
+/// What the phases of one storm share.
+struct Storm<'a, C> {
+    config: &'a LoadConfig,
+    control: &'a mut C,
+    traffic: Arc<Traffic>,
+    errors: Arc<Errors>,
+    api: Api,
+    list: Uid,
+    ledger: Arc<Ledger>,
+    report: StormReport,
+}
 
-    // 2. Every client subscribes from 0.
-    let shared = Arc::new(Shared {
-        ws_url: config.ws_url(),
-        list,
-        api: api.clone(),
-        ledger: ledger.clone(),
-        errors: errors.clone(),
-        traffic,
-        first_connect: Semaphore::new(config.connect_concurrency.max(1)),
-        subscribed: AtomicUsize::new(0),
-        drop_ns: AtomicU64::new(0),
-        resubscribed: AtomicUsize::new(0),
-    });
-    let (orders, orders_rx) = watch::channel(Order::default());
-    let connect_start = Instant::now();
-    let clients: Vec<_> = (0..n)
-        .map(|i| tokio::spawn(Client::new(shared.clone(), seed, i as u64).run(orders_rx.clone())))
-        .collect();
-    let connected = wait_until(
-        config.progress.then_some("connecting"),
-        CONNECT_TIMEOUT,
-        || shared.subscribed.load(Relaxed),
-        n,
-    )
-    .await;
-    if connected < n {
-        let _ = orders.send(Order {
-            stop: true,
-            ..Order::default()
-        });
-        return Err(LoadError::Setup(format!(
-            "only {connected} of {n} clients subscribed within {CONNECT_TIMEOUT:?}"
-        )));
-    }
-    report.connect_seconds = connect_start.elapsed().as_secs_f64();
-    report.live.connected = await_count(control, list, n).await;
-    report.memory.connected = quiet_then_read(config, control).await;
-    if let (Some(idle), Some(connected)) = (report.memory.idle, report.memory.connected) {
-        report.memory.per_client_kb =
-            Some((connected.rss_kb as f64 - idle.rss_kb as f64) / n.max(1) as f64);
-    }
+/// The clients of a storm, and the channel that gives them orders.
+struct Clients {
+    shared: Arc<Shared>,
+    orders: watch::Sender<Order>,
+    tasks: Vec<JoinHandle<ClientLog>>,
+}
 
-    // 3. The writers, retrying every failed push until acknowledged. Their failures
-    //    (the outage) are tallied apart from the run's errors.
-    let push_errors = Arc::new(Errors::default());
-    let writer_shared = Arc::new(WriterShared::default());
-    let window = Window::from_now(config.duration, config.drain);
-    let start = window.start;
-    let writing: Vec<_> = writers
-        .into_iter()
-        .map(|w| {
-            tokio::spawn(w.run(
-                window,
-                ledger.clone(),
-                writer_shared.clone(),
-                push_errors.clone(),
-            ))
-        })
-        .collect();
+/// When the sockets were dropped: the ledger's time and this clock's.
+#[derive(Clone, Copy)]
+struct Dropped {
+    ns: u64,
+    at: Instant,
+}
 
-    // 4. The drop.
-    tokio::time::sleep_until(start + config.drop_after).await;
-    if config.progress {
-        eprintln!("storm: dropping {n} sockets ({})", config.drop.name());
-    }
-    let drop_ns = ledger.now_ns().max(1);
-    shared.drop_ns.store(drop_ns, Relaxed);
-    let dropped = Instant::now();
-    if config.drop.restarts() {
-        let restart = control
-            .restart(config.drop, config.down)
-            .await
-            .map_err(|e| LoadError::Setup(format!("restarting the server: {e}")))?;
-        report.server_down_ms = Some(restart.down.as_secs_f64() * 1000.0);
-        report.server_up_ms = Some(restart.up.as_secs_f64() * 1000.0);
-        report.memory.restarted = memory(control);
-    } else {
-        orders.send_modify(|o| o.drops += 1);
-    }
-    let (sampling, sampling_rx) = watch::channel(false);
-    let sampler = control
-        .pid()
-        .map(|pid| tokio::spawn(sample_peak(pid, sampling_rx)));
-    let remaining = STORM_TIMEOUT.saturating_sub(dropped.elapsed());
-    let back = wait_until(
-        config.progress.then_some("reconnecting"),
-        remaining,
-        || shared.resubscribed.load(Relaxed),
-        n,
-    )
-    .await;
-    let _ = sampling.send(true);
-    if let Some(sampler) = sampler {
-        report.memory.storm_peak_kb = sampler.await.ok().flatten();
-    }
-    report.memory.storm_hwm_kb = memory(control).map(|m| m.peak_kb);
-    if config.progress {
-        eprintln!(
-            "storm: {back} / {n} subscribed again {:.2} s after the drop",
-            dropped.elapsed().as_secs_f64()
-        );
-    }
-    report.live.after_storm = await_count(control, list, n).await;
+/// The writers at work, and what they count.
+struct Writing {
+    start: Instant,
+    tasks: Vec<JoinHandle<()>>,
+    shared: Arc<WriterShared>,
+    /// Failed pushes (the outage), tallied apart from the run's errors.
+    push_errors: Arc<Errors>,
+}
 
-    // 5. Writers done, deliveries in; the reference pull; quiet; leave; quiet.
-    for task in writing {
-        let _ = task.await;
-    }
-    let drain_until = Instant::now() + config.drain;
-    while ledger.missing(n) > 0 && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    if config.progress {
-        eprintln!(
-            "storm: writers done ({} ops acknowledged), {} deliveries missing; \
-             quiet for {:.0} s, then every client leaves",
-            ledger.acked_total(),
-            ledger.missing(n),
-            config.settle.as_secs_f64()
-        );
-    }
-    // Every version of the list is a seeded todo (received in the first catch-up)
-    // or an acknowledged op (in the ledger), so once nothing is missing the clients
-    // hold everything the reference pull will: any difference is a fault.
-    let fresh = pull_all(&api, list)
-        .await
-        .map_err(|e| LoadError::Setup(format!("the reference pull: {e}")))?;
-    report.memory.settled = quiet_then_read(config, control).await;
-    orders.send_modify(|o| o.stop = true);
-    let mut logs = Vec::with_capacity(n);
-    for client in clients {
-        if let Ok(log) = client.await {
-            logs.push(log);
+impl<'a, C: ServerControl> Storm<'a, C> {
+    fn new(
+        config: &'a LoadConfig,
+        control: &'a mut C,
+        traffic: Arc<Traffic>,
+        errors: Arc<Errors>,
+    ) -> Self {
+        let seed = config
+            .seed
+            .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));
+        Storm {
+            api: Api::new(&config.url, traffic.clone()),
+            list: Uid::new(),
+            ledger: Arc::new(Ledger::new(config.writers.max(1))),
+            report: StormReport {
+                clients: config.subscribers,
+                drop: Some(config.drop),
+                seed,
+                ..StormReport::default()
+            },
+            config,
+            control,
+            traffic,
+            errors,
         }
     }
-    report.live.after_leave = await_count(control, list, 0).await;
-    report.memory.after_leave = quiet_then_read(config, control).await;
 
-    // 6. The account.
-    summarise_storm(&mut report, &logs, drop_ns);
-    report.convergence = converge(&logs, &fresh, &ledger, n);
-    report.acked_ops = ledger.acked_total();
-    report.pushes = writer_shared.pushes.load(Relaxed);
-    report.push_failures = push_errors.snapshot();
-    report.resyncs = logs.iter().map(|l| u64::from(l.resyncs)).sum();
-    Ok(report)
+    /// Phase 1: the writers, the list seeded with `changes` todos, the idle level.
+    async fn seed_list(&mut self) -> Result<Vec<Writer>, LoadError> {
+        let config = self.config;
+        let writers_n = config.writers.max(1);
+        let per_writer_rate = config.rate / writers_n as f64;
+        let interval = (config.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / per_writer_rate));
+        let mut writers: Vec<Writer> = (0..writers_n)
+            .map(|index| {
+                let plan = WriterPlan {
+                    index: index as u32,
+                    list: self.list,
+                    op: OpKind::Create,
+                    batch: config.batch,
+                    interval,
+                };
+                Writer::new(plan, self.api.clone())
+            })
+            .collect();
+        writers[0]
+            .seed(config.changes, &self.errors)
+            .await
+            .map_err(LoadError::Seeding)?;
+        self.report.memory.idle = quiet_then_read(config, self.control).await;
+        Ok(writers)
+    }
+
+    /// Phase 2: every client subscribes from 0; the connected level.
+    async fn connect_clients(&mut self) -> Result<Clients, LoadError> {
+        let (config, n) = (self.config, self.config.subscribers);
+        let shared = Arc::new(Shared {
+            ws_url: config.ws_url(),
+            list: self.list,
+            api: self.api.clone(),
+            ledger: self.ledger.clone(),
+            errors: self.errors.clone(),
+            traffic: self.traffic.clone(),
+            first_connect: Semaphore::new(config.connect_concurrency.max(1)),
+            subscribed: AtomicUsize::new(0),
+            drop_ns: AtomicU64::new(0),
+            resubscribed: AtomicUsize::new(0),
+        });
+        let (orders, orders_rx) = watch::channel(Order::default());
+        let seed = self.report.seed;
+        let connect_start = Instant::now();
+        let tasks = (0..n)
+            .map(|i| {
+                tokio::spawn(Client::new(shared.clone(), seed, i as u64).run(orders_rx.clone()))
+            })
+            .collect();
+        let label = config.progress.then_some("connecting");
+        let subscribed = || shared.subscribed.load(Relaxed);
+        let connected = wait_until(label, CONNECT_TIMEOUT, subscribed, n).await;
+        if connected < n {
+            orders.send_modify(|o| o.stop = true);
+            return Err(LoadError::NotSubscribed {
+                connected,
+                wanted: n,
+                within: CONNECT_TIMEOUT,
+            });
+        }
+        self.report.connect_seconds = connect_start.elapsed().as_secs_f64();
+        self.report.live.connected = await_count(self.control, self.list, n).await;
+        let memory = &mut self.report.memory;
+        memory.connected = quiet_then_read(config, self.control).await;
+        if let (Some(idle), Some(connected)) = (memory.idle, memory.connected) {
+            memory.per_client_kb =
+                Some((connected.rss_kb as f64 - idle.rss_kb as f64) / n.max(1) as f64);
+        }
+        Ok(Clients {
+            shared,
+            orders,
+            tasks,
+        })
+    }
+
+    /// Phase 3: the writers, retrying every failed push until acknowledged.
+    fn start_writing(&self, writers: Vec<Writer>) -> Writing {
+        let push_errors = Arc::new(Errors::default());
+        let shared = Arc::new(WriterShared::default());
+        let window = Window::from_now(self.config.duration, self.config.drain);
+        let tasks = writers
+            .into_iter()
+            .map(|w| {
+                let (ledger, shared, errors) =
+                    (self.ledger.clone(), shared.clone(), push_errors.clone());
+                tokio::spawn(w.run(window, ledger, shared, errors))
+            })
+            .collect();
+        Writing {
+            start: window.start,
+            tasks,
+            shared,
+            push_errors,
+        }
+    }
+
+    /// Phase 4: `drop_after` into the writing, every socket drops at once (the
+    /// server restarts, or every client drops its own).
+    async fn drop_sockets(
+        &mut self,
+        clients: &Clients,
+        start: Instant,
+    ) -> Result<Dropped, LoadError> {
+        let config = self.config;
+        tokio::time::sleep_until(start + config.drop_after).await;
+        if config.progress {
+            eprintln!(
+                "storm: dropping {} sockets ({})",
+                config.subscribers,
+                config.drop.name()
+            );
+        }
+        let dropped = Dropped {
+            ns: self.ledger.now_ns().max(1),
+            at: Instant::now(),
+        };
+        clients.shared.drop_ns.store(dropped.ns, Relaxed);
+        if config.drop.restarts() {
+            let restart = self.control.restart(config.drop, config.down).await?;
+            self.report.server_down_ms = Some(restart.down.as_secs_f64() * 1000.0);
+            self.report.server_up_ms = Some(restart.up.as_secs_f64() * 1000.0);
+            self.report.memory.restarted = self.control.pid().and_then(rss::read);
+        } else {
+            clients.orders.send_modify(|o| o.drops += 1);
+        }
+        Ok(dropped)
+    }
+
+    /// Phase 4, continued: waits until every client is subscribed again, sampling
+    /// the server's memory meanwhile.
+    async fn await_return(&mut self, clients: &Clients, dropped: Dropped) {
+        let (config, n) = (self.config, self.config.subscribers);
+        let (sampling, sampling_rx) = watch::channel(false);
+        let sampler = self
+            .control
+            .pid()
+            .map(|pid| tokio::spawn(sample_peak(pid, sampling_rx)));
+        let label = config.progress.then_some("reconnecting");
+        let resubscribed = || clients.shared.resubscribed.load(Relaxed);
+        let remaining = STORM_TIMEOUT.saturating_sub(dropped.at.elapsed());
+        let back = wait_until(label, remaining, resubscribed, n).await;
+        let _ = sampling.send(true);
+        if let Some(sampler) = sampler {
+            self.report.memory.storm_peak_kb = sampler.await.ok().flatten();
+        }
+        self.report.memory.storm_hwm_kb = self.control.pid().and_then(rss::read).map(|m| m.peak_kb);
+        if config.progress {
+            eprintln!(
+                "storm: {back} / {n} subscribed again {:.2} s after the drop",
+                dropped.at.elapsed().as_secs_f64()
+            );
+        }
+        self.report.live.after_storm = await_count(self.control, self.list, n).await;
+    }
+
+    /// Phase 5: the writers done, then every delivery in (or `drain` passed).
+    async fn finish_writing(&mut self, writing: Writing) {
+        for task in writing.tasks {
+            let _ = task.await;
+        }
+        let (config, n) = (self.config, self.config.subscribers);
+        let drain_until = Instant::now() + config.drain;
+        while self.ledger.missing(n) > 0 && Instant::now() < drain_until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if config.progress {
+            eprintln!(
+                "storm: writers done ({} ops acknowledged), {} deliveries missing; \
+                 quiet for {:.0} s, then every client leaves",
+                self.ledger.acked_total(),
+                self.ledger.missing(n),
+                config.settle.as_secs_f64()
+            );
+        }
+        self.report.pushes = writing.shared.pushes.load(Relaxed);
+        self.report.push_failures = writing.push_errors.snapshot();
+    }
+
+    /// Phase 5, continued: the reference pull, the settled level, every client
+    /// leaves, the level after.
+    async fn reference_then_leave(
+        &mut self,
+        clients: Clients,
+    ) -> Result<((Replica, Vec<u64>), Vec<ClientLog>), LoadError> {
+        // Every version of the list is a seeded todo (received in the first
+        // catch-up) or an acknowledged op (in the ledger), so once nothing is
+        // missing the clients hold everything the reference pull will: any
+        // difference is a fault.
+        let fresh = pull_all(&self.api, self.list)
+            .await
+            .map_err(LoadError::ReferencePull)?;
+        self.report.memory.settled = quiet_then_read(self.config, self.control).await;
+        clients.orders.send_modify(|o| o.stop = true);
+        let mut logs = Vec::with_capacity(clients.tasks.len());
+        for client in clients.tasks {
+            if let Ok(log) = client.await {
+                logs.push(log);
+            }
+        }
+        self.report.live.after_leave = await_count(self.control, self.list, 0).await;
+        self.report.memory.after_leave = quiet_then_read(self.config, self.control).await;
+        Ok((fresh, logs))
+    }
+
+    /// The account: reconnects, the timeline and convergence.
+    fn account(
+        mut self,
+        logs: &[ClientLog],
+        fresh: &(Replica, Vec<u64>),
+        drop_ns: u64,
+    ) -> StormReport {
+        summarise_storm(&mut self.report, logs, drop_ns);
+        let n = self.config.subscribers;
+        self.report.convergence = converge(logs, fresh, &self.ledger, n);
+        self.report.acked_ops = self.ledger.acked_total();
+        self.report.resyncs = logs.iter().map(|l| u64::from(l.resyncs)).sum();
+        self.report
+    }
 }
 
 /// Reconnect times, attempts and the timeline, from the clients' logs.
@@ -497,12 +607,12 @@ fn converge(
 }
 
 /// Pulls the whole list into a fresh replica; returns it and every version.
-async fn pull_all(api: &Api, list: Uid) -> Result<(Replica, Vec<u64>), String> {
+async fn pull_all(api: &Api, list: Uid) -> Result<(Replica, Vec<u64>), CallError> {
     let mut replica = Replica::new(list, ClientId::new());
     let mut versions = Vec::new();
     let mut after = 0;
     loop {
-        let (page, _) = api.pull(list, after).await.map_err(|e| e.to_string())?;
+        let (page, _) = api.pull(list, after).await?;
         versions.extend(page.changes.iter().map(|c| c.version));
         replica.apply_remote(&page.changes, page.server_time_ms);
         after = page.cursor;

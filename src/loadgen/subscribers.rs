@@ -12,21 +12,17 @@
 
 use std::{borrow::Cow, sync::Arc, time::Duration};
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde::Deserialize;
-use tokio::{net::TcpStream, sync::watch};
-use tokio_tungstenite::{
-    tungstenite::{protocol::WebSocketConfig, Message},
-    MaybeTlsStream, WebSocketStream,
-};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::{
     ledger::{Ledger, Receipt, Seen, Token},
+    socket::{self, Socket, SocketError},
     stats::{Errors, Traffic},
 };
 use crate::model::{wire::ClientMessage, ClientId, Uid};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Longest wait for `subscribed` after connecting.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -106,9 +102,8 @@ enum End {
 }
 
 impl Subscriber {
-    /// Connects, subscribes after `after` and waits for `subscribed`. The error is a
-    /// code for the report.
-    pub async fn connect(follow: Follow, after: u64) -> Result<Subscriber, String> {
+    /// Connects, subscribes after `after` and waits for `subscribed`.
+    pub async fn connect(follow: Follow, after: u64) -> Result<Subscriber, SocketError> {
         let client = ClientId::new();
         let socket = open(&follow, client, after).await?;
         let mut sub = Subscriber {
@@ -137,11 +132,11 @@ impl Subscriber {
                     match open(&self.follow, self.client, self.cursor).await {
                         Ok(socket) => {
                             self.socket = socket;
-                            if let Err(code) = self.await_subscribed().await {
-                                self.follow.errors.add(&code);
+                            if let Err(e) = self.await_subscribed().await {
+                                self.follow.errors.add(e.code());
                             }
                         }
-                        Err(code) => self.follow.errors.add(&code),
+                        Err(e) => self.follow.errors.add(e.code()),
                     }
                 }
                 End::Reconnect => {
@@ -152,24 +147,24 @@ impl Subscriber {
         }
     }
 
-    async fn await_subscribed(&mut self) -> Result<(), String> {
+    async fn await_subscribed(&mut self) -> Result<(), SocketError> {
         let deadline = tokio::time::Instant::now() + SUBSCRIBE_TIMEOUT;
         loop {
             let next = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
-                .map_err(|_| "subscribe_timeout".to_string())?;
+                .map_err(|_| SocketError::Timeout(SUBSCRIBE_TIMEOUT))?;
             match next {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(kind) = self.handle(&text) {
                         match kind {
                             Handled::Subscribed => return Ok(()),
-                            Handled::Resync => return Err("resync".into()),
+                            Handled::Resync => return Err(SocketError::Resync),
                             Handled::Other => {}
                         }
                     }
                 }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => return Err("ws_closed".into()),
+                Some(Err(_)) | None => return Err(SocketError::Closed),
             }
         }
     }
@@ -261,25 +256,12 @@ enum Handled {
 }
 
 /// Opens a socket and sends `subscribe`.
-async fn open(follow: &Follow, client: ClientId, after: u64) -> Result<Socket, String> {
-    // Small buffers, like the server's: thousands of idle sockets fit in memory.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0);
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(follow.ws_url.as_str(), Some(config), true)
-            .await
-            .map_err(|_| "ws_connect".to_string())?;
+async fn open(follow: &Follow, client: ClientId, after: u64) -> Result<Socket, SocketError> {
     let subscribe = ClientMessage::Subscribe {
         list: follow.list,
         after,
         client: Some(client),
     };
-    let text = serde_json::to_string(&subscribe).expect("a subscribe message serialises");
-    Traffic::add(&follow.traffic.ws_sent, text.len());
-    socket
-        .send(Message::Text(text.into()))
-        .await
-        .map_err(|_| "ws_send".to_string())?;
-    Ok(socket)
+    let config = socket::small_buffers();
+    socket::subscribe(&follow.ws_url, config, &subscribe, &follow.traffic).await
 }

@@ -17,6 +17,7 @@
 //! The main types are re-exported here, so `use crate::model::{Replica, Uid, Todo}`
 //! is enough for most users.
 
+pub mod backoff;
 pub mod batch;
 pub mod clock;
 pub mod errors;

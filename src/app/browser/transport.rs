@@ -58,11 +58,10 @@ async fn with_timeout<T>(
     }
 }
 
-/// Delay before attempt `attempt` (0-based): exponential, capped, with full jitter.
+/// Delay before attempt `attempt` (0-based): [`crate::model::backoff`]'s formula
+/// with `Math.random()`.
 pub fn backoff_ms(attempt: u32) -> u64 {
-    let ceiling = (500u64 << attempt.min(6)).min(30_000);
-    let jitter = js_sys::Math::random();
-    (ceiling as f64 * (0.5 + jitter * 0.5)) as u64
+    crate::model::backoff::backoff_ms(attempt, js_sys::Math::random())
 }
 
 pub fn browser_online() -> bool {
