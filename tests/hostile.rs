@@ -1,9 +1,10 @@
 //! Hostile clients cannot starve the others: a client flooding pushes is told to back
 //! off (429 `rate_limited` with `retry_after_ms`) while a calm client's pushes all go
 //! through with their usual latency; a subscriber that stops reading its live socket
-//! is dropped once its bounded buffer is full (`resync` and a close) while a normal
-//! subscriber of the same list keeps getting every change; and bodies nested
-//! absurdly deep get a typed 400 over HTTP and on the socket, never a crash.
+//! (even one that keeps pinging) is dropped once its bounded buffer is full (`resync`
+//! and a close) while a normal subscriber of the same list keeps getting every
+//! change; and bodies nested absurdly deep get a typed 400 over HTTP and on the
+//! socket, never a crash.
 
 #![cfg(feature = "ssr")]
 

@@ -1,8 +1,9 @@
 //! The bad-input catalogue: every way a push or pull can be wrong gets its own typed
 //! error with the documented code and HTTP status, and changes nothing in the store
 //! (the whole database is dumped before and after each refusal and compared). A
-//! flooding client is rate-limited without slowing anybody else, and the server
-//! stays up through all of it.
+//! body too large gets its 413 even when sent at once, one that cannot be read or
+//! is not UTF-8 its 400. A flooding client is rate-limited without slowing anybody
+//! else, and the server stays up through all of it.
 
 #![cfg(feature = "ssr")]
 
@@ -831,6 +832,14 @@ async fn a_body_far_over_the_limit_sent_at_once_still_gets_its_413() {
             tether::model::SyncError::BodyTooLarge { bytes, max }
         );
     }
+    // A client that waits for `100 Continue` is answered at once, without it.
+    let head = format!("content-length: {}\r\nexpect: 100-continue\r\n", 4 * MIB);
+    let started = std::time::Instant::now();
+    let (status, body, _) =
+        raw_exchange(&addr, request_head(&addr, "/api/push", &head), false).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["bytes"], 4 * MIB);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     // Without a declared length, the size is what the server counted.
     let bytes = 3 * MIB;
     let mut request = request_head(&addr, "/api/pull", "transfer-encoding: chunked\r\n");

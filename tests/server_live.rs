@@ -1,7 +1,8 @@
 //! The live WebSocket `/api/live`: fan-out of a commit to every subscriber of the
 //! list, catch-up from a cursor (exactly what was missed, once), subscribing while
 //! pushes race, `resync` for a subscriber that falls behind (never silent loss),
-//! heartbeats, and the per-list and per-client socket limits.
+//! heartbeats, the per-list and per-client socket limits, and the answers to frames
+//! that are not messages (binary, too long, not UTF-8).
 
 #![cfg(feature = "ssr")]
 
@@ -613,7 +614,7 @@ async fn a_message_over_16_kib_closes_with_1009_and_invalid_utf8_with_1007() {
         coding::{Data, OpCode},
         Frame as RawFrame,
     };
-    const MAX: usize = 16 * 1024;
+    const MAX: usize = tether::server::live::MAX_CLIENT_MESSAGE;
     let server = TestServer::start().await;
     let list = Uid::new();
     // Exactly at the limit is a message like any other.

@@ -43,7 +43,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// answer its close.
 const CLOSE_TIMEOUT: Duration = SEND_TIMEOUT;
 /// Largest message a client may send (its messages are tiny).
-const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     // A message over MAX_CLIENT_MESSAGE but within the request limit is read whole
