@@ -1,9 +1,10 @@
 //! Hostile clients cannot starve the others: a client flooding pushes is told to back
 //! off (429 `rate_limited` with `retry_after_ms`) while a calm client's pushes all go
 //! through with their usual latency; a subscriber that stops reading its live socket
-//! is dropped once its bounded buffer is full (`resync` and a close) while a normal
-//! subscriber of the same list keeps getting every change; and bodies nested
-//! absurdly deep get a typed 400 over HTTP and on the socket, never a crash.
+//! (even one that keeps pinging) is dropped once its bounded buffer is full (`resync`
+//! and a close) while a normal subscriber of the same list keeps getting every
+//! change; and bodies nested absurdly deep get a typed 400 over HTTP and on the
+//! socket, never a crash.
 
 #![cfg(feature = "ssr")]
 
@@ -375,6 +376,79 @@ async fn json_nested_too_deep_is_a_typed_400_over_http_and_on_the_socket() {
     }
     live.send(&ClientMessage::Ping { nonce: 3 }).await;
     assert_eq!(live.next().await, ServerMessage::Pong { nonce: 3 });
+    assert_eq!(api.get_status("/healthz").await, 200);
+    server.stop().await;
+}
+
+/// A subscriber that stops reading but keeps sending `ping`s (as a client checking
+/// its connection does) falls behind like a silent one, and must end the same way:
+/// everything that fit in the buffers, its pongs, `resync`, and a close 1000 — never
+/// a bare reset. (Its unread pings once made the server's close a TCP reset, which
+/// threw away the `resync` and the close still on their way to the client.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_that_keeps_pinging_still_gets_resync_and_a_close() {
+    const BUFFER: usize = 4;
+    let server = TestServer::start_with(|c| c.sync.live_buffer = BUFFER).await;
+    let (api, addr) = (server.api.clone(), server.addr());
+    for attempt in 0..2 {
+        let mut founder = Author::new(Uid::new());
+        let list = founder.list();
+        founder.create_list("Busy");
+        founder.flush(&api, 100).await;
+        let mut slow = tight_socket(addr).await;
+        slow.send(&ClientMessage::Subscribe {
+            list,
+            after: 0,
+            client: None,
+        })
+        .await;
+        // Commits go by, mostly large (~110 KB, 6.6 MB in all: more than the socket
+        // buffers and the subscriber's queue hold) and some small, while the
+        // subscriber reads nothing and pings every 400 ms.
+        let pushing = tokio::spawn({
+            let api = api.clone();
+            let mut writer = Author::new(list);
+            async move {
+                for c in 0..80 {
+                    let todos = if c % 4 == 3 { 1 } else { 100 };
+                    for i in 0..todos {
+                        writer.add_todo(&format!("{c}.{i} {}", "x".repeat(1000)));
+                    }
+                    writer.flush(&api, 100).await;
+                }
+            }
+        });
+        let mut nonce = 0;
+        while !pushing.is_finished() {
+            nonce += 1;
+            slow.send(&ClientMessage::Ping { nonce }).await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        within("the pushes", pushing).await.unwrap();
+        let last = api.pull_all(list, 0, None).await.last().unwrap().version;
+
+        let mut at = 0;
+        let after = loop {
+            match slow.frame().await {
+                Frame::Message(ServerMessage::Subscribed { cursor, .. }) => at = cursor,
+                Frame::Message(ServerMessage::Changes {
+                    changes, cursor, ..
+                }) => {
+                    assert!(changes.first().is_some_and(|c| c.version > at), "a gap");
+                    at = cursor;
+                }
+                Frame::Message(ServerMessage::Pong { .. }) => {}
+                Frame::Message(ServerMessage::Resync { after, .. }) => break after,
+                other => panic!("attempt {attempt}: expected changes then resync, got {other:?}"),
+            }
+        };
+        assert_eq!(after, at, "resync names the last version delivered");
+        assert!(at < last, "the slow reader really fell behind");
+        let close = slow.expect_close().await;
+        let close = close.unwrap_or_else(|| panic!("attempt {attempt}: no close frame"));
+        assert_eq!(close.code, CloseCode::Normal);
+        assert_eq!(close.reason.as_str(), "resync");
+    }
     assert_eq!(api.get_status("/healthz").await, 200);
     server.stop().await;
 }

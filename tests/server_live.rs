@@ -1,7 +1,8 @@
 //! The live WebSocket `/api/live`: fan-out of a commit to every subscriber of the
 //! list, catch-up from a cursor (exactly what was missed, once), subscribing while
 //! pushes race, `resync` for a subscriber that falls behind (never silent loss),
-//! heartbeats, and the per-list and per-client socket limits.
+//! heartbeats, the per-list and per-client socket limits, and the answers to frames
+//! that are not messages (binary, too long, not UTF-8).
 
 #![cfg(feature = "ssr")]
 
@@ -554,5 +555,96 @@ async fn freed_memory_is_handed_back_once_after_a_wave_of_sockets_closes() {
     // One wave, one trim: two more ticks without departures change nothing.
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     assert_eq!(trims(), 1);
+    server.stop().await;
+}
+
+/// Sends one frame as it is.
+async fn send_frame(live: &mut Live, message: Message) {
+    within("send", futures::SinkExt::send(&mut live.ws, message))
+        .await
+        .expect("send on the live socket");
+}
+
+/// The error the server sends next.
+async fn next_error(live: &mut Live) -> SyncError {
+    match live.next().await {
+        ServerMessage::Error { error } => error,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn binary_frames_get_malformed_request_before_and_after_subscribing() {
+    let server = TestServer::start().await;
+    let list = Uid::new();
+    let subscribe = serde_json::to_vec(&ClientMessage::Subscribe {
+        list,
+        after: 0,
+        client: None,
+    })
+    .unwrap();
+    // First: refused and closed, even when it holds a valid `subscribe`.
+    let mut first = Live::connect(server.addr()).await;
+    send_frame(&mut first, Message::binary(subscribe.clone())).await;
+    assert_eq!(next_error(&mut first).await.code(), "malformed_request");
+    let close = first.expect_close().await.expect("a close frame");
+    assert_eq!(close.code, CloseCode::Policy);
+    assert_eq!(server.server.state.hub.subscribers(list), 0);
+
+    // After subscribing: an error, and the socket stays open.
+    let (mut live, _, _) = Live::subscribe(server.addr(), list, 0).await;
+    send_frame(&mut live, Message::binary(subscribe)).await;
+    let error = next_error(&mut live).await;
+    assert_eq!(error.code(), "malformed_request");
+    assert!(error.to_string().contains("binary"), "{error:?}");
+    live.send(&ClientMessage::Ping { nonce: 4 }).await;
+    assert_eq!(live.next().await, ServerMessage::Pong { nonce: 4 });
+    server.stop().await;
+}
+
+/// A `ping` padded with spaces to exactly `bytes` bytes (valid JSON).
+fn ping_of(bytes: usize) -> String {
+    let ping = serde_json::to_string(&ClientMessage::Ping { nonce: 9 }).unwrap();
+    format!("{ping}{}", " ".repeat(bytes - ping.len()))
+}
+
+#[tokio::test]
+async fn a_message_over_16_kib_closes_with_1009_and_invalid_utf8_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        coding::{Data, OpCode},
+        Frame as RawFrame,
+    };
+    const MAX: usize = tether::server::live::MAX_CLIENT_MESSAGE;
+    let server = TestServer::start().await;
+    let list = Uid::new();
+    // Exactly at the limit is a message like any other.
+    let (mut live, _, _) = Live::subscribe(server.addr(), list, 0).await;
+    send_frame(&mut live, Message::text(ping_of(MAX))).await;
+    assert_eq!(live.next().await, ServerMessage::Pong { nonce: 9 });
+
+    let invalid_utf8 = || {
+        let bytes = b"{\"type\": \"ping\", \"nonce\": 1, \"x\": \"\xff\xfe\"}".to_vec();
+        Message::Frame(RawFrame::message(bytes, OpCode::Data(Data::Text), true))
+    };
+    let cases = [
+        (Message::text(ping_of(MAX + 1)), CloseCode::Size),
+        (Message::text(ping_of(200 * 1024)), CloseCode::Size),
+        (invalid_utf8(), CloseCode::Invalid),
+    ];
+    for (message, code) in cases {
+        for subscribed in [false, true] {
+            let mut live = if subscribed {
+                Live::subscribe(server.addr(), list, 0).await.0
+            } else {
+                Live::connect(server.addr()).await
+            };
+            send_frame(&mut live, message.clone()).await;
+            assert_eq!(next_error(&mut live).await.code(), "malformed_request");
+            let close = live.expect_close().await;
+            let close = close.unwrap_or_else(|| panic!("no close frame ({code:?})"));
+            assert_eq!(close.code, code);
+        }
+    }
+    subscribers(&server, list, 1).await;
     server.stop().await;
 }

@@ -4,19 +4,21 @@
 //! routes render the app and carry the server functions (`/api/*`); anything else is
 //! a static file from the site root or the app's 404 page. Every response passes
 //! through a per-request log line, security headers and compression; request bodies
-//! to `/api/*` are capped in size and JSON nesting before any decoding.
+//! to `/api/*` are capped in size and checked to be UTF-8 and not nested too deep
+//! before any decoding.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    body::Body,
+    body::{Body, BodyDataStream, Bytes},
     extract::{Request, State},
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
+use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -28,7 +30,7 @@ use tracing::Level;
 
 use super::{
     cluster,
-    config::Config,
+    config::{Config, SyncLimits},
     hub::{Feed, Hub},
     limiter::{self, Limiter},
     live,
@@ -282,37 +284,114 @@ async fn new_list() -> Response {
     axum::response::Redirect::to(&format!("/l/{}", crate::model::Uid::new())).into_response()
 }
 
-/// Caps request bodies to `/api/*` at `max_request_bytes` with a typed 413, before
-/// anything decodes them (a declared length is refused without reading), and their
-/// JSON nesting at `max_json_depth` with a typed 400.
+/// Checks request bodies to `/api/*` before anything decodes them: read whole within
+/// `max_request_bytes` (413 `body_too_large`), UTF-8 text and JSON nested at most
+/// `max_json_depth` deep (400 `malformed_request`).
 async fn limit_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/api/") || req.method() == axum::http::Method::GET {
         return next.run(req).await;
     }
-    let max = state.config.sync.max_request_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if let Some(bytes) = declared.filter(|&b| b > max) {
-        return error_response(&SyncError::BodyTooLarge { bytes, max });
-    }
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, max).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return error_response(&SyncError::BodyTooLarge {
-                bytes: max + 1,
-                max,
-            })
+    match read_body(&parts.headers, body, &state.config.sync).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
         }
-    };
-    if let Err(error) = limiter::check_json_depth(&bytes, state.config.sync.max_json_depth) {
-        return error_response(&error);
+        Err(refusal) => refusal,
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+}
+
+/// A body over the limit is still read, up to this many bytes in all, so that its
+/// 413 reaches the client: a connection closed with unread data in it is reset,
+/// and the reset throws the answer away (the client sees a network failure and
+/// would resend the same body for ever instead of splitting it).
+const MAX_DISCARDED_BYTES: usize = 32 * 1024 * 1024;
+/// ... and for at most this long.
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The body of an `/api/` request, checked; or the error response.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &SyncLimits,
+) -> Result<Bytes, Response> {
+    let max = limits.max_request_bytes;
+    let mut stream = body.into_data_stream();
+    if let Some(declared) = content_length(headers).filter(|&bytes| bytes > max) {
+        // Refused by its declared length, without keeping any of it.
+        let read_to_end = if declared > MAX_DISCARDED_BYTES || expects_continue(headers) {
+            false
+        } else {
+            discard(&mut stream, 0).await.1
+        };
+        return Err(too_large(declared, max, read_to_end));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            malformed_response(format!("the body could not be read to its end: {e}"))
+        })?;
+        if bytes.len() + chunk.len() > max {
+            let (seen, read_to_end) = discard(&mut stream, bytes.len() + chunk.len()).await;
+            return Err(too_large(seen, max, read_to_end));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        return Err(malformed_response(format!(
+            "the body is not UTF-8 text: {e}"
+        )));
+    }
+    limiter::check_json_depth(&bytes, limits.max_json_depth).map_err(|e| error_response(&e))?;
+    Ok(Bytes::from(bytes))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The client waits for `100 Continue` before it sends the body: a refusal now
+/// spares it sending the body at all.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Reads and drops the rest of a body of which `seen` bytes were read, within
+/// [`MAX_DISCARDED_BYTES`] and [`DISCARD_TIMEOUT`]; answers the bytes seen in all
+/// and whether the body was read to its end.
+async fn discard(stream: &mut BodyDataStream, mut seen: usize) -> (usize, bool) {
+    let deadline = tokio::time::Instant::now() + DISCARD_TIMEOUT;
+    while seen <= MAX_DISCARDED_BYTES {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(None) => return (seen, true),
+            Ok(Some(Ok(chunk))) => seen += chunk.len(),
+            Ok(Some(Err(_))) | Err(_) => break,
+        }
+    }
+    (seen, false)
+}
+
+/// 413 `body_too_large` for a body of `bytes`. If the body was not read to its
+/// end, the connection closes after the answer (its rest cannot be skipped).
+fn too_large(bytes: usize, max: usize, read_to_end: bool) -> Response {
+    let mut response = error_response(&SyncError::BodyTooLarge { bytes, max });
+    if !read_to_end {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn malformed_response(detail: String) -> Response {
+    error_response(&SyncError::MalformedRequest { detail })
 }
 
 /// A typed error as an HTTP response: its status and its JSON.

@@ -8,6 +8,12 @@
 //! behind gets `resync` and the socket closes; it re-pulls from its cursor and
 //! subscribes again. The server pings every `heartbeat_secs` and drops a peer that
 //! stays silent for two intervals; on shutdown every socket gets a clean close.
+//!
+//! Every close the server starts is a closing handshake ([`Peer::finish`]): after its
+//! close frame it keeps reading, and ignoring, what the client still sends until the
+//! client answers the close. Closing a connection with unread data in it makes the
+//! kernel reset it, and a reset throws away what was still on its way to the client
+//! — the `resync` and the close frame a slow reader has not read yet.
 
 use std::time::Duration;
 
@@ -18,212 +24,406 @@ use axum::{
     },
     response::Response,
 };
-use futures::{SinkExt, StreamExt};
-use tokio::{sync::broadcast::error::RecvError, time::Instant};
+use tokio::{
+    sync::broadcast::error::RecvError,
+    time::{timeout, timeout_at, Instant},
+};
 
-use super::{hub::Published, outgoing, sync, AppState};
+use super::{hub::Published, hub::Subscription, outgoing, sync, AppState};
 use crate::model::{
     wire::{ClientMessage, ServerMessage, SyncError},
-    Uid,
+    ClientId, Uid,
 };
 
 /// How long a client has to say which list it follows.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one send may block before the peer counts as a slow reader.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing socket waits for the client to read its last messages and
+/// answer its close.
+const CLOSE_TIMEOUT: Duration = SEND_TIMEOUT;
 /// Largest message a client may send (its messages are tiny).
-const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
+    // A message over MAX_CLIENT_MESSAGE but within the request limit is read whole
+    // and refused here, which leaves the socket able to finish its closing
+    // handshake; past the request limit the WebSocket layer stops reading it.
+    let read_limit = state.config.sync.max_request_bytes.max(MAX_CLIENT_MESSAGE);
+    ws.max_message_size(read_limit)
+        .max_frame_size(read_limit)
         // Small buffers: an idle subscriber should cost a few KB, not hundreds. A
         // client only sends tiny messages, and tungstenite zero-fills the whole read
         // buffer before every read attempt — once per message sent, since the loop
         // polls the socket each time — so 1 KiB rather than 4 KiB also saves the
         // fan-out 3 KiB of memset per subscriber per message (docs/BENCHMARKS.md,
-        // "connections"). Larger messages (up to MAX_CLIENT_MESSAGE) still arrive,
-        // in more reads.
+        // "connections"). Larger messages still arrive, in more reads.
         .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
-            if let Err(reason) = follow(socket, state).await {
-                tracing::debug!(%reason, "live socket ended");
-            }
+            let mut peer = Peer {
+                ws: socket,
+                max_depth: state.config.sync.max_json_depth,
+            };
+            // `follow` owns the state, so a closing socket holds no part of the
+            // server (the writer, the database) while it waits for its client.
+            let end = follow(&mut peer, state).await;
+            peer.finish(end).await;
         })
 }
 
-type Sender = futures::stream::SplitSink<WebSocket, Message>;
+/// Why and how a socket ends.
+#[derive(Debug)]
+enum End {
+    /// Send `last` (if any) and a close frame, then wait for the client's close.
+    Close {
+        last: Option<ServerMessage>,
+        code: u16,
+        reason: &'static str,
+    },
+    /// The client closed: answer its close.
+    ClosedByClient,
+    /// Nothing more can be sent: the connection failed or a send timed out.
+    Lost(String),
+}
 
-async fn send(tx: &mut Sender, message: Message) -> Result<(), String> {
-    match tokio::time::timeout(SEND_TIMEOUT, tx.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("send failed: {e}")),
-        Err(_) => Err("slow reader: send timed out".into()),
+/// A refused subscription: the error, then a close 1008.
+fn refuse(error: SyncError) -> End {
+    End::Close {
+        last: Some(ServerMessage::Error { error }),
+        code: 1008,
+        reason: "refused",
     }
 }
 
-async fn send_json(tx: &mut Sender, message: &ServerMessage) -> Result<(), String> {
-    let json = serde_json::to_string(message).map_err(|e| e.to_string())?;
-    send(tx, Message::Text(json.into())).await
+fn malformed(detail: &str) -> SyncError {
+    SyncError::MalformedRequest {
+        detail: detail.into(),
+    }
 }
 
-async fn close(tx: &mut Sender, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from(reason.to_string()),
+/// What the client sent next.
+enum Incoming {
+    Message(ClientMessage),
+    /// Not a message the protocol knows: answered with this error.
+    Bad(SyncError),
+    /// A WebSocket ping or pong: a sign of life, nothing to answer.
+    Alive,
+    /// The socket cannot go on.
+    End(End),
+}
+
+/// One client's socket.
+struct Peer {
+    ws: WebSocket,
+    max_depth: usize,
+}
+
+impl Peer {
+    async fn send(&mut self, message: Message) -> Result<(), End> {
+        match timeout(SEND_TIMEOUT, self.ws.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(End::Lost(format!("send failed: {e}"))),
+            Err(_) => Err(End::Lost("slow reader: send timed out".into())),
+        }
+    }
+
+    async fn send_json(&mut self, message: &ServerMessage) -> Result<(), End> {
+        let json = serde_json::to_string(message).map_err(|e| End::Lost(e.to_string()))?;
+        self.send(Message::Text(json.into())).await
+    }
+
+    async fn send_error(&mut self, error: SyncError) -> Result<(), End> {
+        self.send_json(&ServerMessage::Error { error }).await
+    }
+
+    async fn recv(&mut self) -> Incoming {
+        match self.ws.recv().await {
+            Some(Ok(Message::Text(text))) => self.decode(&text),
+            Some(Ok(Message::Binary(_))) => Incoming::Bad(malformed(
+                "messages are JSON text frames; a binary frame is not read",
+            )),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Alive,
+            Some(Ok(Message::Close(_))) => Incoming::End(End::ClosedByClient),
+            None => Incoming::End(End::Lost("connection closed".into())),
+            Some(Err(e)) => Incoming::End(receive_failed(e)),
+        }
+    }
+
+    /// A text message: its size and nesting checked first, then decoded.
+    fn decode(&self, text: &str) -> Incoming {
+        if text.len() > MAX_CLIENT_MESSAGE {
+            return Incoming::End(too_big(text.len()));
+        }
+        let decoded = super::limiter::check_json_depth(text.as_bytes(), self.max_depth)
+            .and_then(|()| serde_json::from_str(text).map_err(|e| malformed(&e.to_string())));
+        match decoded {
+            Ok(message) => Incoming::Message(message),
+            Err(error) => Incoming::Bad(error),
+        }
+    }
+
+    /// Ends the socket as `end` says. A close frame is followed by reading (and
+    /// dropping) whatever the client still sends until it answers the close, or
+    /// [`CLOSE_TIMEOUT`] passes; the connection is closed after that.
+    async fn finish(mut self, end: End) {
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        match end {
+            End::Close { last, code, reason } => {
+                let closed = timeout_at(deadline, self.say_last(last, code, reason)).await;
+                if matches!(closed, Ok(Ok(()))) {
+                    self.drain_until(deadline).await;
+                }
+                tracing::debug!(code, reason, "live socket closed");
+            }
+            End::ClosedByClient => self.drain_until(deadline).await,
+            End::Lost(reason) => tracing::debug!(%reason, "live socket lost"),
+        }
+    }
+
+    async fn say_last(
+        &mut self,
+        last: Option<ServerMessage>,
+        code: u16,
+        reason: &'static str,
+    ) -> Result<(), End> {
+        if let Some(message) = last {
+            self.send_json(&message).await?;
+        }
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        self.send(Message::Close(Some(frame))).await
+    }
+
+    /// Reads until the client's close arrives (answering a close the client started),
+    /// the connection ends, or `deadline`.
+    async fn drain_until(&mut self, deadline: Instant) {
+        while let Ok(Some(Ok(_))) = timeout_at(deadline, self.ws.recv()).await {}
+    }
+}
+
+/// A message over [`MAX_CLIENT_MESSAGE`]: an error, then the standard close 1009.
+fn too_big(bytes: usize) -> End {
+    End::Close {
+        last: Some(ServerMessage::Error {
+            error: malformed(&format!(
+                "a message of {bytes} bytes; at most {MAX_CLIENT_MESSAGE} are read"
+            )),
+        }),
+        code: 1009,
+        reason: "message too big",
+    }
+}
+
+/// A frame the WebSocket layer could not read. Text that is not UTF-8 gets the
+/// standard close 1007, a message past the read limit 1009; anything else (a
+/// protocol violation, a network error) leaves nothing to answer.
+fn receive_failed(error: axum::Error) -> End {
+    use tungstenite::Error;
+    match error.into_inner().downcast::<Error>().map(|e| *e) {
+        Ok(Error::Utf8(_)) => End::Close {
+            last: Some(ServerMessage::Error {
+                error: malformed("a text message that is not UTF-8"),
+            }),
+            code: 1007,
+            reason: "invalid UTF-8",
+        },
+        Ok(Error::Capacity(tungstenite::error::CapacityError::MessageTooLong { size, .. })) => {
+            too_big(size)
+        }
+        Ok(other) => End::Lost(format!("receive failed: {other}")),
+        Err(other) => End::Lost(format!("receive failed: {other}")),
+    }
+}
+
+/// Serves one socket until it must end; answers how.
+async fn follow(peer: &mut Peer, state: AppState) -> End {
+    match subscribe(peer, &state).await {
+        Ok(live) => live.run(peer, &state).await,
+        Err(end) => end,
+    }
+}
+
+/// A subscriber past its catch-up, following the list live.
+struct Following {
+    list: Uid,
+    /// The cursor of the last change sent.
+    sent: u64,
+    subscription: Subscription,
+    /// The client's socket slot, freed when the socket ends.
+    _slot: Option<super::limiter::SocketSlot>,
+}
+
+/// Reads the `subscribe`, takes the socket slot and the subscription, and sends
+/// the catch-up and `subscribed`.
+async fn subscribe(peer: &mut Peer, state: &AppState) -> Result<Following, End> {
+    let (list, after, client) = first_message(peer).await?;
+    let slot = match client {
+        Some(client) => Some(
+            state
+                .limiter
+                .open_socket(&client.to_string())
+                .map_err(refuse)?,
+        ),
+        None => None,
     };
-    let _ = send(tx, Message::Close(Some(frame))).await;
-}
-
-async fn refuse(tx: &mut Sender, error: SyncError) -> Result<(), String> {
-    let reason = error.to_string();
-    let _ = send_json(tx, &ServerMessage::Error { error }).await;
-    close(tx, 1008, "refused").await;
-    Err(reason)
-}
-
-async fn follow(socket: WebSocket, state: AppState) -> Result<(), String> {
-    let (mut tx, mut rx) = socket.split();
-
-    // 1. The subscribe message.
-    let first = tokio::time::timeout(SUBSCRIBE_TIMEOUT, rx.next())
+    // Join the fan-out first, then catch up: a commit racing the catch-up is then
+    // either in the pages or in the channel (and skipped if in both).
+    let subscription = state.hub.subscribe(list).map_err(refuse)?;
+    subscription
+        .ready(&state.db)
         .await
-        .map_err(|_| "no subscribe in time".to_string())?;
-    let max_depth = state.config.sync.max_json_depth;
-    let (list, after, client) = match first {
-        Some(Ok(Message::Text(text))) => match decode(&text, max_depth) {
-            Ok(ClientMessage::Subscribe {
+        .map_err(|e| refuse(sync::store_failure(e)))?;
+    let sent = catch_up(peer, state, list, after).await?;
+    peer.send_json(&ServerMessage::Subscribed { list, cursor: sent })
+        .await?;
+    Ok(Following {
+        list,
+        sent,
+        subscription,
+        _slot: slot,
+    })
+}
+
+/// The first message, which must be `subscribe` (WebSocket pings before it are
+/// fine); answers its list, cursor and client.
+async fn first_message(peer: &mut Peer) -> Result<(Uid, u64, Option<ClientId>), End> {
+    let deadline = Instant::now() + SUBSCRIBE_TIMEOUT;
+    loop {
+        let incoming = timeout_at(deadline, peer.recv())
+            .await
+            .map_err(|_| End::Lost("no subscribe in time".into()))?;
+        return match incoming {
+            Incoming::Message(ClientMessage::Subscribe {
                 list,
                 after,
                 client,
-            }) => (list, after, client),
-            Ok(_) => {
-                return refuse(
-                    &mut tx,
-                    SyncError::MalformedRequest {
-                        detail: "the first message must be `subscribe`".into(),
-                    },
-                )
-                .await
-            }
-            Err(e) => return refuse(&mut tx, e).await,
-        },
-        _ => return Err("closed before subscribing".into()),
-    };
-    let _slot = match client {
-        Some(client) => match state.limiter.open_socket(&client.to_string()) {
-            Ok(slot) => Some(slot),
-            Err(e) => return refuse(&mut tx, e).await,
-        },
-        None => None,
-    };
-
-    // 2. Join the fan-out first, then catch up: a commit racing the catch-up is then
-    //    either in the pages or in the channel (and skipped if in both).
-    let mut subscription = match state.hub.subscribe(list) {
-        Ok(s) => s,
-        Err(e) => return refuse(&mut tx, e).await,
-    };
-    if let Err(e) = subscription.ready(&state.db).await {
-        return refuse(&mut tx, sync::store_failure(e)).await;
+            }) => Ok((list, after, client)),
+            Incoming::Message(_) => Err(refuse(malformed("the first message must be `subscribe`"))),
+            Incoming::Bad(error) => Err(refuse(error)),
+            Incoming::Alive => continue,
+            Incoming::End(end) => Err(end),
+        };
     }
+}
+
+/// Sends every change of `list` after `after`, page by page; answers the cursor
+/// reached.
+async fn catch_up(peer: &mut Peer, state: &AppState, list: Uid, after: u64) -> Result<u64, End> {
     let mut sent = after;
     loop {
-        let page = match sync::pull(&state.db, &state.config, list, sent, None).await {
-            Ok(page) => page,
-            Err(e) => return refuse(&mut tx, e).await,
-        };
+        let page = sync::pull(&state.db, &state.config, list, sent, None)
+            .await
+            .map_err(refuse)?;
         sent = page.cursor;
-        let more = page.more;
         for message in outgoing::changes_messages(
             list,
             &page.changes,
             page.cursor,
-            more,
+            page.more,
             outgoing::MAX_MESSAGE_BYTES,
         ) {
-            send(&mut tx, Message::Text(message)).await?;
+            peer.send(Message::Text(message)).await?;
         }
-        if !more {
-            break;
-        }
-    }
-    send_json(&mut tx, &ServerMessage::Subscribed { list, cursor: sent }).await?;
-
-    // 3. Live.
-    let heartbeat = Duration::from_secs(state.config.sync.heartbeat_secs);
-    let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-    let mut last_heard = Instant::now();
-    let mut shutdown = state.shutdown.clone();
-    loop {
-        tokio::select! {
-            published = subscription.rx.recv() => match published {
-                Ok(published) => {
-                    for message in forward(list, &published, sent) {
-                        send(&mut tx, Message::Text(message)).await?;
-                    }
-                    sent = sent.max(published.last_version);
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    let _ = send_json(&mut tx, &ServerMessage::Resync {
-                        list,
-                        after: sent,
-                        reason: format!("fell {missed} commits behind; pull from the cursor and subscribe again"),
-                    }).await;
-                    close(&mut tx, 1000, "resync").await;
-                    return Err("lagged".into());
-                }
-                Err(RecvError::Closed) => return Err("hub closed".into()),
-            },
-            incoming = rx.next() => {
-                last_heard = Instant::now();
-                match incoming {
-                    Some(Ok(Message::Text(text))) => match decode(&text, max_depth) {
-                        Ok(ClientMessage::Ping { nonce }) => {
-                            send_json(&mut tx, &ServerMessage::Pong { nonce }).await?;
-                        }
-                        Ok(ClientMessage::Pong { .. }) => {}
-                        Ok(ClientMessage::Subscribe { .. }) => {
-                            send_json(&mut tx, &ServerMessage::Error { error: SyncError::MalformedRequest {
-                                detail: "already subscribed; open another socket to follow another list".into(),
-                            }}).await?;
-                        }
-                        Err(error) => {
-                            send_json(&mut tx, &ServerMessage::Error { error }).await?;
-                        }
-                    },
-                    Some(Ok(Message::Close(_))) | None => return Ok(()),
-                    Some(Ok(_)) => {} // pongs to our pings, binary: ignored
-                    Some(Err(e)) => return Err(format!("receive failed: {e}")),
-                }
-            }
-            _ = ticker.tick() => {
-                if last_heard.elapsed() > heartbeat * 2 {
-                    close(&mut tx, 1001, "heartbeat timeout").await;
-                    return Err("peer silent".into());
-                }
-                send(&mut tx, Message::Ping(Default::default())).await?;
-            }
-            _ = shutdown.changed() => {
-                close(&mut tx, 1001, "server shutting down").await;
-                return Ok(());
-            }
+        if !page.more {
+            return Ok(sent);
         }
     }
 }
 
-/// A client message: its nesting checked first (as for HTTP bodies), then decoded.
-fn decode(text: &str, max_depth: usize) -> Result<ClientMessage, SyncError> {
-    super::limiter::check_json_depth(text.as_bytes(), max_depth)?;
-    serde_json::from_str(text).map_err(|e| SyncError::MalformedRequest {
-        detail: e.to_string(),
-    })
+impl Following {
+    /// Forwards commits, answers the client, pings it, until the socket must end.
+    async fn run(mut self, peer: &mut Peer, state: &AppState) -> End {
+        let heartbeat = Duration::from_secs(state.config.sync.heartbeat_secs);
+        let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+        let mut last_heard = Instant::now();
+        let mut shutdown = state.shutdown.clone();
+        loop {
+            let step = tokio::select! {
+                published = self.subscription.rx.recv() => self.forward(peer, published).await,
+                incoming = peer.recv() => {
+                    last_heard = Instant::now();
+                    answer(peer, incoming).await
+                }
+                _ = ticker.tick() => ping(peer, last_heard.elapsed(), heartbeat).await,
+                _ = shutdown.changed() => Err(End::Close {
+                    last: None,
+                    code: 1001,
+                    reason: "server shutting down",
+                }),
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Sends a commit (what the catch-up did not already carry), or `resync` if
+    /// the subscriber fell too far behind to get every commit.
+    async fn forward(
+        &mut self,
+        peer: &mut Peer,
+        published: Result<std::sync::Arc<Published>, RecvError>,
+    ) -> Result<(), End> {
+        match published {
+            Ok(published) => {
+                for message in unsent(self.list, &published, self.sent) {
+                    peer.send(Message::Text(message)).await?;
+                }
+                self.sent = self.sent.max(published.last_version);
+                Ok(())
+            }
+            Err(RecvError::Lagged(missed)) => Err(End::Close {
+                last: Some(ServerMessage::Resync {
+                    list: self.list,
+                    after: self.sent,
+                    reason: format!(
+                        "fell {missed} commits behind; pull from the cursor and subscribe again"
+                    ),
+                }),
+                code: 1000,
+                reason: "resync",
+            }),
+            Err(RecvError::Closed) => Err(End::Lost("hub closed".into())),
+        }
+    }
+}
+
+/// Answers what a subscribed client sent.
+async fn answer(peer: &mut Peer, incoming: Incoming) -> Result<(), End> {
+    match incoming {
+        Incoming::Message(ClientMessage::Ping { nonce }) => {
+            peer.send_json(&ServerMessage::Pong { nonce }).await
+        }
+        Incoming::Message(ClientMessage::Pong { .. }) | Incoming::Alive => Ok(()),
+        Incoming::Message(ClientMessage::Subscribe { .. }) => {
+            peer.send_error(malformed(
+                "already subscribed; open another socket to follow another list",
+            ))
+            .await
+        }
+        Incoming::Bad(error) => peer.send_error(error).await,
+        Incoming::End(end) => Err(end),
+    }
+}
+
+/// The heartbeat: a ping, or the end of a peer silent for two intervals.
+async fn ping(peer: &mut Peer, silent: Duration, heartbeat: Duration) -> Result<(), End> {
+    if silent > heartbeat * 2 {
+        return Err(End::Close {
+            last: None,
+            code: 1001,
+            reason: "heartbeat timeout",
+        });
+    }
+    peer.send(Message::Ping(Default::default())).await
 }
 
 /// The messages that bring a subscriber at `sent` up to date with `published`:
 /// none if it already has all of it (from the catch-up).
-fn forward(list: Uid, published: &Published, sent: u64) -> Vec<Utf8Bytes> {
+fn unsent(list: Uid, published: &Published, sent: u64) -> Vec<Utf8Bytes> {
     if published.last_version <= sent {
         Vec::new()
     } else if published.first_version > sent {
