@@ -127,5 +127,5 @@ ${servers}
   const nginx = process.env.E2E_NGINX ?? (fs.existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx");
   const args = ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-e", path.join(dir, "error.log"), "-g", "daemon off;"];
   const child = spawn(nginx, args, { stdio: ["ignore", "ignore", "inherit"] });
-  return healthy(child, own(child, `http://127.0.0.1:${port}`, dir), "nginx");
+  return healthy(child, own(child, `http://127.0.0.1:${port}`, dir), `nginx (${nginx}; make test installs it)`);
 }
