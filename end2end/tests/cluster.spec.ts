@@ -8,8 +8,9 @@ import type { Browser } from "@playwright/test";
 import { test, expect, openList, addTodos, titles, settled, watchErrors, type Page } from "./fixtures";
 import { startServer, startNginx, type OwnServer } from "./server";
 
-// One cluster for the file: its tests run in order on one worker.
-test.describe.configure({ mode: "default" });
+// One cluster for the file: its tests run in order on one worker. Each drives two
+// browsers on a debug build: room for a loaded machine (they take ~10 s alone).
+test.describe.configure({ mode: "default", timeout: 60_000 });
 // A killed node shows up as failed sockets and requests in the console.
 const expected = /WebSocket connection to .* failed|Failed to fetch|net::ERR_|status of 50[234]/;
 test.use({ allowErrors: expected });
@@ -20,7 +21,6 @@ let nodes: OwnServer[] = [];
 let nginx: OwnServer | undefined;
 
 test.beforeAll(async () => {
-  test.setTimeout(60_000);
   if (!postgres) {
     throw new Error(
       "TETHER_TEST_POSTGRES is not set: run `make test`, or in end2end/ `../scripts/postgres.sh run npx playwright test`",
