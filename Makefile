@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export LEPTOS_OUTPUT_NAME := tether
 
 .PHONY: help setup run dev cluster test test-native lint test-e2e build-dev build-release \
-        wasm-target cargo-leptos wasm-bindgen chromium node-modules proptest-long bench \
+        wasm-target cargo-leptos wasm-bindgen chromium nginx node-modules proptest-long bench \
         crash-long fuzz bench-browser
 
 help:
@@ -50,6 +50,12 @@ chromium:
 	@$(CHROMIUM) --version >/dev/null 2>&1 \
 	  || { echo "installing Chromium from Debian"; \
 	       $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+# Playwright's cluster spec puts nginx in front of two nodes.
+nginx:
+	@[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 \
+	  || { echo "installing nginx from Debian"; \
+	       $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx; }
 
 node-modules:
 	@cd end2end && { [ node_modules/.package-lock.json -nt package-lock.json ] \
@@ -83,7 +89,7 @@ cluster: build-release
 # Everything runs inside one throwaway PostgreSQL cluster (scripts/postgres.sh: installs
 # the server from Debian's packages if missing, starts it on a free loopback port in a
 # temporary directory as the `postgres` user, removes it afterwards whatever happened).
-test: setup
+test: setup nginx
 	scripts/postgres.sh run $(MAKE) --no-print-directory test-native lint test-e2e
 	@echo "make test: all passed (native tests on SQLite and PostgreSQL, clippy ssr+hydrate, fmt, Playwright)"
 

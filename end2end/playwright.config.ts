@@ -19,6 +19,15 @@ if (dataDir) process.env.E2E_DATA = dataDir;
 
 const repo = path.resolve(__dirname, "..");
 
+// Playwright passes its own environment on to the server, which refuses `TETHER_*`
+// variables it does not know (`make test` sets TETHER_TEST_POSTGRES for the tests):
+// those are unset (Node leaves out a variable whose value is undefined).
+const inheritedTether = Object.fromEntries(
+  Object.keys(process.env)
+    .filter((name) => name.startsWith("TETHER_"))
+    .map((name) => [name, undefined as unknown as string]),
+);
+
 export default defineConfig({
   testDir: "./tests",
   timeout: 30_000,
@@ -54,6 +63,7 @@ export default defineConfig({
     stdout: "ignore",
     stderr: "pipe",
     env: {
+      ...inheritedTether,
       TETHER_ADDR: `127.0.0.1:${port}`,
       TETHER_DATABASE_URL: `sqlite://${path.join(dataDir, "tether.db")}`,
       TETHER_SITE_ROOT: path.join(repo, "target", "site"),
