@@ -24,7 +24,8 @@ impl Replica {
     }
 
     /// Merges node states from the server and moves the cursor to the highest
-    /// version seen, reached at `server_time_ms`.
+    /// version seen, reached at `server_time_ms` (or at the time already stored, if
+    /// that is later: "last synced" never goes backwards).
     ///
     /// The clock moves past every stamp received without the skew check: the server
     /// already checked them against its clock, and refusing them here would only
@@ -39,9 +40,11 @@ impl Replica {
             }
             version = version.max(change.version);
         }
+        // Nodes' clocks differ a little: a page from a node whose clock is behind
+        // never makes "last synced" earlier.
         let cursor = Cursor {
             version,
-            synced_at_ms: Some(server_time_ms),
+            synced_at_ms: Some(server_time_ms).max(self.cursor.synced_at_ms),
         };
         self.move_cursor(cursor, &mut events);
         self.emit(&events);

@@ -237,6 +237,30 @@ fn remote_changes_merge_and_move_the_cursor() {
 }
 
 #[test]
+fn last_synced_never_goes_backwards_when_a_server_clock_is_behind() {
+    let list = Uid::new();
+    let mut writer = Replica::new(list, ClientId::new());
+    let (_, op) = writer
+        .create(list, Placement::End, &todo("Milk"), T)
+        .unwrap();
+    let mut reader = Replica::new(list, ClientId::new());
+    let change = |version| Change {
+        version,
+        node: op.to_delta(),
+    };
+    reader.apply_remote(&[change(3)], T + 5_000);
+    // Another node, whose clock is two seconds behind, brings version 4.
+    reader.apply_remote(&[change(4)], T + 3_000);
+    assert_eq!(
+        reader.cursor(),
+        Cursor {
+            version: 4,
+            synced_at_ms: Some(T + 5_000)
+        }
+    );
+}
+
+#[test]
 fn reset_keeps_only_pending_writes() {
     let list = Uid::new();
     let mut writer = Replica::new(list, ClientId::new());
