@@ -145,6 +145,23 @@ async fn every_subscriber_on_every_node_gets_every_change_once_in_order() {
             "a subscriber's replica equals a fresh pull"
         );
     }
+    // Operators see the nodes hearing each other.
+    let metrics = within(
+        "GET /metrics",
+        reqwest::get(format!("{}/metrics", nodes[1].api.base)),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    for figure in [
+        "tether_notification_lag_seconds_count",
+        "tether_fanout_lag_seconds_count",
+        "tether_changes_feed_connected 1",
+    ] {
+        assert!(metrics.contains(figure), "{figure} in:\n{metrics}");
+    }
     for node in nodes {
         node.stop().await;
     }

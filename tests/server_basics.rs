@@ -261,3 +261,44 @@ async fn the_bundle_goes_out_precompressed_to_browsers_that_take_brotli() {
     assert_eq!(body, wasm);
     server.stop().await;
 }
+
+/// The figures `GET /metrics` must show after a push and with a live subscriber,
+/// in the Prometheus text format.
+#[tokio::test]
+async fn metrics_show_pushes_latency_subscribers_and_the_pool() {
+    let server = TestServer::start().await;
+    let mut author = Author::new(Uid::new());
+    author.create_list("Counted");
+    author.flush(&server.api, 10).await;
+    let (_live, _, _) = Live::subscribe(server.addr(), author.list(), 0).await;
+    let response = within(
+        "GET /metrics",
+        server
+            .api
+            .http
+            .get(format!("{}/metrics", server.api.base))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    let value = |line_start: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("no {line_start} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("tether_pushes_total{result=\"ok\"}") >= 1.0);
+    assert!(value("tether_ops_total{result=\"accepted\"}") >= 1.0);
+    assert!(value("tether_push_duration_seconds_count") >= 1.0);
+    assert!(text.contains("tether_push_duration_seconds_bucket{le=\"0.005\"}"));
+    assert!(value("tether_live_subscribers") >= 1.0);
+    assert!(value("tether_db_pool_connections{state=\"open\"}") >= 1.0);
+    server.stop().await;
+}
