@@ -4,13 +4,13 @@
 # removes the temporary directory.
 #
 # Expects the release build (`make cluster` builds it first). Ports: nginx 3000
-# (TETHER_CLUSTER_PORT), nodes 3101-3103, PostgreSQL on a free port.
+# (CLUSTER_PORT), nodes 3101-3103, PostgreSQL on a free port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NODES=${TETHER_CLUSTER_NODES:-3}
-PORT=${TETHER_CLUSTER_PORT:-3000}
-BINARY=${TETHER_BINARY:-target/release/tether}
+NODES=${CLUSTER_NODES:-3}
+PORT=${CLUSTER_PORT:-3000}
+BINARY=${CLUSTER_BINARY:-target/release/tether}
 SITE=${TETHER_SITE_ROOT:-$PWD/target/site}
 
 install_nginx() {
@@ -66,6 +66,7 @@ main() {
   scripts/postgres.sh install
   install_nginx
   DIR=$(mktemp -d /tmp/tether-cluster.XXXXXX)
+  chmod 755 "$DIR"   # PostgreSQL runs as its own user and must reach its folder in here
   PIDS=()
   trap 'cleanup' EXIT
   trap 'exit 130' INT TERM

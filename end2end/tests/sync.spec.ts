@@ -172,6 +172,8 @@ test("a tab closed while offline with pending edits pushes them when reopened on
 });
 
 test("reload keeps everything, and a new browser context loads it from the server", async ({ page, browser }) => {
+  // Five page loads, each hydrating the debug bundle: 20-30 s on a busy 2-core machine.
+  test.slow();
   const id = await openList(page);
   await addTodos(page, "one", "two", "three");
   await todo(page, "two").locator(".toggle").check();
