@@ -27,6 +27,8 @@ mod common;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
+use sqlx::Connection;
+
 use common::{
     binary, postgres_database, postgres_server, within, Api, Author, Failure, Live, TempDir,
     TestServer,
@@ -436,6 +438,60 @@ async fn postgres_restarted_under_writers_loses_nothing_and_live_resumes_without
         })
         .await;
     }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_stops_hearing_the_others_says_so_and_misses_nothing() {
+    let Some(url) = fresh_database() else { return };
+    let nodes = nodes(&url, 2).await;
+    let list = Uid::new();
+    let (mut live, _, cursor) = Live::subscribe(nodes[1].addr(), list, 0).await;
+
+    // Cut every listening connection of this database (what a PostgreSQL restart,
+    // a proxy or a network blip does to it), then commit through the other node
+    // while the notification has nobody to reach.
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(cut.len(), 2, "each node listens on a connection of its own");
+    let mut author = Author::new(list);
+    author.add_todo("said while nobody listened");
+    author.flush(&nodes[0].api, 10).await;
+
+    // Meanwhile /healthz says the node cannot hear the others; then it can again.
+    let body = within("503 while not listening", async {
+        loop {
+            let response = reqwest::get(format!("{}/healthz", nodes[1].api.base))
+                .await
+                .unwrap();
+            if response.status() == 503 {
+                return response.json::<serde_json::Value>().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(body["changes_feed"], "disconnected", "{body}");
+    assert_eq!(body["database"], "ok", "{body}");
+    within("healthy again", async {
+        while nodes[1].api.get_status("/healthz").await != 200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // Back, the node reads by version: the change it was never told of arrives.
+    let last = last_version(&nodes[0].api, list).await;
+    let changes = within("the missed change", follow_until(&mut live, cursor, last)).await;
+    assert_eq!(latest(changes), nodes[0].api.state(list).await);
     for node in nodes {
         node.stop().await;
     }
