@@ -94,10 +94,9 @@ test: setup nginx
 	@echo "make test: all passed (native tests on SQLite and PostgreSQL, clippy ssr+hydrate, fmt, Playwright)"
 
 # The server suites that run a second time with every test server on PostgreSQL
-# (crash.rs stays on SQLite: it copies the database files from disk; tests/cluster.rs
-# covers a node killed on PostgreSQL).
+# (tests/cluster.rs runs in the first pass: it always needs PostgreSQL).
 PG_SUITES := server_basics server_sync server_live server_bad_input isolation \
-             server_durability hostile
+             server_durability hostile crash
 
 test-native:
 	cargo test --features ssr,loadgen
