@@ -51,7 +51,7 @@ chromium:
 	  || { echo "installing Chromium from Debian"; \
 	       $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
-# Playwright's cluster spec puts nginx in front of two nodes.
+# Playwright's cluster spec and `make cluster` put nginx in front of the nodes.
 nginx:
 	@[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 \
 	  || { echo "installing nginx from Debian"; \
@@ -81,7 +81,7 @@ dev: setup
 
 # Three nodes on a throwaway PostgreSQL behind nginx on http://127.0.0.1:3000
 # (docs/DEPLOYMENT.md); prints where each part logs; Ctrl-C stops everything.
-cluster: build-release
+cluster: build-release nginx
 	scripts/cluster.sh
 
 # ---- test ---------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 # them on http://127.0.0.1:3000 (docs/DEPLOYMENT.md). Ctrl-C stops everything and
 # removes the temporary directory.
 #
-# Expects the release build (`make cluster` builds it first). Ports: nginx 3000
-# (CLUSTER_PORT), nodes 3101-3103, PostgreSQL on a free port.
+# Expects the release build and nginx (`make cluster` installs and builds them first).
+# Ports: nginx 3000 (CLUSTER_PORT), nodes 3101-3103 (CLUSTER_NODES of them),
+# PostgreSQL on a free port. CLUSTER_BINARY runs another build (e.g. target/debug/tether).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,15 +13,6 @@ NODES=${CLUSTER_NODES:-3}
 PORT=${CLUSTER_PORT:-3000}
 BINARY=${CLUSTER_BINARY:-target/release/tether}
 SITE=${TETHER_SITE_ROOT:-$PWD/target/site}
-
-install_nginx() {
-  command -v nginx >/dev/null && return
-  echo "installing nginx from Debian's packages"
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx >/dev/null
-}
 
 nginx_conf() {
   local dir=$1 servers=""
@@ -64,7 +56,7 @@ CONF
 main() {
   [ -x "$BINARY" ] || { echo "no $BINARY: run 'make cluster' (it builds first)"; exit 1; }
   scripts/postgres.sh install
-  install_nginx
+  command -v nginx >/dev/null || { echo "no nginx: run 'make cluster' (it installs it)"; exit 1; }
   DIR=$(mktemp -d /tmp/tether-cluster.XXXXXX)
   chmod 755 "$DIR"   # PostgreSQL runs as its own user and must reach its folder in here
   PIDS=()
