@@ -434,6 +434,70 @@ mod tests {
         assert_eq!(page.cursor, 0);
     }
 
+    /// A database written before versions counted per list (migrations 0001 and
+    /// 0002 only, one server-wide counter) opens with each list continuing from its
+    /// own highest version, so every cursor a client holds stays valid.
+    #[tokio::test]
+    async fn a_database_from_before_per_list_versions_keeps_every_cursor() {
+        let dir = tempdir();
+        let old = dir.join("old-migrations");
+        std::fs::create_dir_all(&old).unwrap();
+        for file in ["0001_sync.sql", "0002_nodes_rowid.sql"] {
+            std::fs::copy(format!("migrations/sqlite/{file}"), old.join(file)).unwrap();
+        }
+        let url = format!("sqlite://{}", dir.join("old.db").display());
+        let pool = SqlitePool::connect_with(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let (a, b) = (Uid::new(), Uid::new());
+        // One counter over both lists: a has 1, 3, 5 and b has 2, 4.
+        for (list, version) in [(a, 1), (b, 2), (a, 3), (b, 4), (a, 5)] {
+            sqlx::query("INSERT OR IGNORE INTO lists (uid, created_at_ms) VALUES (?1, 0)")
+                .bind(list.to_string())
+                .execute(&pool)
+                .await
+                .unwrap();
+            let node = crate::model::Node::new(Uid::new());
+            sqlx::query("INSERT INTO nodes (uid, list_uid, kind, version, state) VALUES (?1, ?2, NULL, ?3, ?4)")
+                .bind(node.uid.to_string())
+                .bind(list.to_string())
+                .bind(version)
+                .bind(serde_json::to_string(&node).unwrap())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+
+        let store = crate::server::store::Store::open(&config(url))
+            .await
+            .unwrap();
+        assert_eq!(store.list_version(a).await.unwrap(), 5);
+        assert_eq!(store.list_version(b).await.unwrap(), 4);
+        let after_3 = store.pull(a, 3, 10).await.unwrap();
+        assert_eq!(
+            after_3
+                .changes
+                .iter()
+                .map(|c| c.version)
+                .collect::<Vec<_>>(),
+            [5]
+        );
+        assert_eq!(store.pull(b, 0, 10).await.unwrap().cursor, 4);
+        store.close().await;
+        std::fs::remove_dir_all(dir).ok();
+    }
+
     pub(crate) fn tempdir() -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("tether-test-{}", Uid::new()));
         std::fs::create_dir_all(&dir).unwrap();
