@@ -16,6 +16,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
     Json, Router,
 };
 use futures::StreamExt;
@@ -119,6 +120,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
 
     let app = router(state.clone());
     let mut stop = shutdown_rx;
+    // Live messages are small writes that must leave at once: with Nagle's algorithm
+    // a write queued behind an unacknowledged one waits for the peer's delayed ACK
+    // (up to 40 ms on Linux), which showed as 30-40 ms tails in fan-out
+    // (docs/BENCHMARKS.md, "Several nodes").
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let serve = tokio::spawn(async move {
         axum::serve(
             listener,
