@@ -150,7 +150,7 @@ bench-browser: build-release
 # target/bench/<scenario>.json. Figures move with the machine's load: compare ratios.
 
 .PHONY: bench-build bench-fanout bench-ingest bench-catchup bench-connections \
-        bench-bundle bench-limits bench-storm bench-all
+        bench-bundle bench-limits bench-storm bench-all bench-cluster
 
 # The server as `make run` ships it (ssr only); the generator with its own feature.
 bench-build:
@@ -189,6 +189,12 @@ bench-limits: bench-build
 # STORM_FLAGS="--down 2".
 bench-storm: bench-build
 	benches/run-scenario.sh storm $(STORM_FLAGS)
+
+# PostgreSQL with one and three nodes next to SQLite, in one run: ingest, fan-out
+# across nodes, 1,000 subscribers, idle memory per node. Starts and stops its own
+# throwaway PostgreSQL and nodes (benches/cluster.sh). BENCH_ROUNDS (2) alternates.
+bench-cluster: bench-build
+	benches/cluster.sh
 
 bench-all: bench-fanout bench-ingest bench-catchup bench-connections bench-limits bench-storm \
            bench-bundle

@@ -6,6 +6,9 @@
 //! `duration`, flush, and the run waits (at most `drain`) until every acknowledged
 //! op has reached every subscriber. Only then do the subscribers close, and the
 //! ledger tells what arrived.
+//!
+//! Against several nodes, `TETHER_LOAD_SUBSCRIBE_URLS` and `TETHER_LOAD_WRITE_URLS`
+//! (comma-separated base URLs) spread subscribers and writers over them in turn.
 
 use std::{sync::Arc, time::Duration};
 
@@ -35,7 +38,10 @@ pub async fn run(
     errors: Arc<Errors>,
     server: &mut Option<ServerMemory>,
 ) -> Result<RunReport, LoadError> {
-    let api = Api::new(&config.url, traffic.clone());
+    let apis: Vec<Api> = spread_over(config, WRITE_URLS)
+        .iter()
+        .map(|url| Api::new(url, traffic.clone()))
+        .collect();
     let list = Uid::new();
     let ledger = Arc::new(Ledger::new(config.writers));
     let interval = writer_interval(config);
@@ -102,7 +108,7 @@ async fn seed_writers(
                 batch: config.batch,
                 interval,
             };
-            Writer::new(plan, api.clone())
+            Writer::new(plan, apis[index % apis.len()].clone())
         })
         .collect();
     let seeded = futures::future::join_all(writers.iter_mut().map(|w| w.prepare(errors))).await;
@@ -240,8 +246,27 @@ async fn connect_all(
     after: u64,
     errors: &Errors,
 ) -> Vec<Subscriber> {
+    let ws_urls: Vec<String> = spread_over(config, SUBSCRIBE_URLS)
+        .into_iter()
+        .map(|url| {
+            LoadConfig {
+                url,
+                ..config.clone()
+            }
+            .ws_url()
+        })
+        .collect();
     let mut pending = futures::stream::iter(0..config.subscribers)
-        .map(|_| Subscriber::connect(follow.clone(), after))
+        .map(|i| {
+            let ws_url = ws_urls[i % ws_urls.len()].clone();
+            Subscriber::connect(
+                Follow {
+                    ws_url,
+                    ..follow.clone()
+                },
+                after,
+            )
+        })
         .buffer_unordered(config.connect_concurrency);
     let mut connected = Vec::with_capacity(config.subscribers);
     let mut last_line = Instant::now();
@@ -260,6 +285,27 @@ async fn connect_all(
         }
     }
     connected
+}
+
+/// Base URLs (comma-separated) to spread subscribers over, in turn, instead of
+/// `--url`: e.g. the nodes of a cluster (benches/cluster.sh).
+const SUBSCRIBE_URLS: &str = "TETHER_LOAD_SUBSCRIBE_URLS";
+/// The same for writers: writer *i* pushes to the *i*-th URL, in turn.
+const WRITE_URLS: &str = "TETHER_LOAD_WRITE_URLS";
+
+/// The base URLs in the environment variable `var`, or just `--url`.
+fn spread_over(config: &LoadConfig, var: &str) -> Vec<String> {
+    let urls: Vec<String> = std::env::var(var)
+        .unwrap_or_default()
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        vec![config.url.clone()]
+    } else {
+        urls
+    }
 }
 
 fn read_memory(
