@@ -45,7 +45,7 @@ pub async fn run(
     let list = Uid::new();
     let ledger = Arc::new(Ledger::new(config.writers));
     let interval = writer_interval(config);
-    let (writers, after) = seed_writers(config, &api, list, interval, &errors).await?;
+    let (writers, after) = seed_writers(config, &apis, list, interval, &errors).await?;
     let follow = Follow {
         ws_url: config.ws_url(),
         list,
@@ -94,7 +94,7 @@ fn writer_interval(config: &LoadConfig) -> Option<Duration> {
 /// left (where the subscribers start).
 async fn seed_writers(
     config: &LoadConfig,
-    api: &Api,
+    apis: &[Api],
     list: Uid,
     interval: Option<Duration>,
     errors: &Errors,
