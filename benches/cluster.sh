@@ -19,6 +19,7 @@
 # one-node run stay up and idle (they follow no list, so a commit's NOTIFY costs them
 # a wake-up and nothing more).
 #
+# BENCH_SERVER runs the nodes from another server binary (to compare two builds).
 # Output: one JSON report per run in BENCH_OUT (target/bench/cluster), the
 # generator's tables in its .log files, the nodes' logs (node-N.log; BENCH_NODE_LOG
 # sets their TETHER_LOG, e.g. warn,tether::server::sync=debug), and a summary on
@@ -62,7 +63,7 @@ start_cluster() {
     env TETHER_ADDR="127.0.0.1:$((node_port + i))" TETHER_DATABASE_URL="$db_url" \
       TETHER_LOG="${BENCH_NODE_LOG:-warn}" TETHER_SITE_ROOT="$root/target/site" \
       TETHER_MAX_PUSHES_PER_SECOND=1000000 TETHER_MAX_SUBSCRIBERS_PER_LIST=10000 \
-      target/release/tether >"$out/node-$i.log" 2>&1 &
+      "${BENCH_SERVER:-target/release/tether}" >"$out/node-$i.log" 2>&1 &
     nodes+=($!)
     # The first node creates and migrates the database before the others start.
     [ "$i" = 1 ] && wait_healthy "$(node_url 1)"
