@@ -15,6 +15,7 @@
 //! | `tether_notification_lag_seconds` | histogram | another node's commit → its announcement here |
 //! | `tether_changes_feed_connected` | gauge | 1 while announcements from other nodes arrive |
 //! | `tether_db_pool_connections{state}` | gauge | the store's connections, `open` and `idle` |
+//! | `tether_writer_reads_again_total` | counter | lists whose nodes, read before their lock, another node changed before it was taken (PostgreSQL) |
 
 use std::{sync::OnceLock, time::Duration, time::Instant};
 
@@ -79,4 +80,10 @@ pub fn notification_lag(lag: Duration) {
 
 pub fn feed_connected(connected: bool) {
     gauge!("tether_changes_feed_connected").set(if connected { 1.0 } else { 0.0 });
+}
+
+/// Another node committed to a list between this writer's read of its nodes and
+/// taking its lock, so what changed was read again.
+pub fn read_again() {
+    counter!("tether_writer_reads_again_total").increment(1);
 }

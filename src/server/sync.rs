@@ -13,7 +13,9 @@
 //! Versions count per list and are assigned while the list's lock is held (see
 //! [`super::store`]), so they are strictly increasing in commit order on every node:
 //! a pull of "after V" can never miss a change that commits later with a smaller
-//! version, whichever node commits it.
+//! version, whichever node commits it. With several nodes the lock is what limits a
+//! list's writes, so a writer reads the nodes before taking it and, under it, reads
+//! again only what the list committed meanwhile.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -330,58 +332,110 @@ async fn commit_group(
     Ok(results)
 }
 
+/// What a group's batches name: their lists, the nodes they touch and their
+/// clients' sequence keys, each once.
+#[derive(Default)]
+struct Wanted {
+    lists: Vec<Uid>,
+    uids: Vec<Uid>,
+    keys: Vec<SeqKey>,
+}
+
+impl Wanted {
+    fn of(group: &[Job]) -> Wanted {
+        let mut wanted = Wanted::default();
+        let (mut seen_uids, mut seen_keys) = (HashSet::new(), HashSet::new());
+        for job in group {
+            if !wanted.lists.contains(&job.req.list) {
+                wanted.lists.push(job.req.list);
+            }
+            let new_uids = nodes_to_load(&job.req).into_iter();
+            wanted
+                .uids
+                .extend(new_uids.filter(|uid| seen_uids.insert(*uid)));
+            let key = (job.req.list, job.req.client.to_string());
+            if seen_keys.insert(key.clone()) {
+                wanted.keys.push(key);
+            }
+        }
+        wanted
+    }
+}
+
 /// Locks the group's lists and reads everything its batches touch: nodes from the
-/// cache where it has them, the rest from the store.
+/// cache where this writer has one, else read before the lock and brought up to
+/// date under it.
 async fn read_group(
     tx: &mut WriteTx<'_>,
     cache: Option<&mut NodeCache>,
     group: &[Job],
 ) -> Result<GroupState, StoreError> {
-    let (mut lists, mut uids, mut keys) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut seen_uids, mut seen_keys) = (HashSet::new(), HashSet::new());
-    for job in group {
-        if !lists.contains(&job.req.list) {
-            lists.push(job.req.list);
-        }
-        uids.extend(
-            nodes_to_load(&job.req)
-                .into_iter()
-                .filter(|uid| seen_uids.insert(*uid)),
-        );
-        let key = (job.req.list, job.req.client.to_string());
-        if seen_keys.insert(key.clone()) {
-            keys.push(key);
-        }
-    }
-    // The lock comes first: what is read after it is what the last writer committed.
-    let versions = tx.lock_lists(&lists).await?;
-    let mut stored = HashMap::with_capacity(uids.len());
-    if let Some(cache) = cache {
-        uids.retain(|uid| match cache.take(uid) {
-            Some(node) => {
-                stored.insert(*uid, node);
-                false
-            }
-            None => true,
-        });
-    }
-    stored.extend(tx.load_nodes(&uids).await?);
+    let wanted = Wanted::of(group);
+    let (versions, mut stored) = match cache {
+        Some(cache) => read_through_cache(tx, cache, &wanted).await?,
+        None => read_then_lock(tx, &wanted).await?,
+    };
     // In its own list, a list's uid is its root, never a node another list made
     // before the list existed.
-    for list in &lists {
+    for list in &wanted.lists {
         if stored.get(list).is_some_and(|node| node.list != *list) {
             stored.remove(list);
         }
     }
-    let named: Vec<Uid> = seen_uids.into_iter().collect();
-    let known_lists = tx.known_lists(&named).await?;
-    let seqs = tx.last_seqs(&keys).await?;
+    let lists = tx.known_lists(&wanted.uids).await?;
+    let seqs = tx.last_seqs(&wanted.keys).await?;
     Ok(GroupState {
         versions,
         stored,
-        lists: known_lists,
+        lists,
         seqs,
     })
+}
+
+type ListVersions = HashMap<Uid, u64>;
+type StoredNodes = HashMap<Uid, StoredNode>;
+
+/// The sole writer (SQLite): the lock first, then the nodes its cache lacks. What is
+/// read after the lock is what the last group committed.
+async fn read_through_cache(
+    tx: &mut WriteTx<'_>,
+    cache: &mut NodeCache,
+    wanted: &Wanted,
+) -> Result<(ListVersions, StoredNodes), StoreError> {
+    let versions = tx.lock_lists(&wanted.lists).await?;
+    let mut stored = HashMap::with_capacity(wanted.uids.len());
+    let mut missing = wanted.uids.clone();
+    missing.retain(|uid| match cache.take(uid) {
+        Some(node) => {
+            stored.insert(*uid, node);
+            false
+        }
+        None => true,
+    });
+    stored.extend(tx.load_nodes(&missing).await?);
+    Ok((versions, stored))
+}
+
+/// One of several writers (PostgreSQL): the nodes are read before the lock, so other
+/// nodes' writers can commit meanwhile, and under the lock only what the lists
+/// committed since is read again. The versions read before the nodes tell what
+/// that is: rows of a list whose version has not moved are exactly as read.
+async fn read_then_lock(
+    tx: &mut WriteTx<'_>,
+    wanted: &Wanted,
+) -> Result<(ListVersions, StoredNodes), StoreError> {
+    let before = tx.list_versions(&wanted.lists).await?;
+    let mut stored = tx.load_nodes(&wanted.uids).await?;
+    let versions = tx.lock_lists(&wanted.lists).await?;
+    for list in &wanted.lists {
+        let read_at = before.get(list).copied().unwrap_or(0);
+        if versions.get(list).copied().unwrap_or(0) != read_at {
+            let changed = tx.load_nodes_changed(*list, read_at, &wanted.uids).await?;
+            metrics::read_again();
+            stored.extend(changed);
+        }
+    }
+    Ok((versions, stored))
 }
 
 /// A list's uid is never a node of another list: a new op (above `last_seq`; a

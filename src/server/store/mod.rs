@@ -262,6 +262,15 @@ impl WriteTx<'_> {
         }
     }
 
+    /// The lists' last versions as committed now, without locking them (a list not
+    /// stored yet is left out).
+    pub async fn list_versions(&mut self, lists: &[Uid]) -> Result<HashMap<Uid, u64>, StoreError> {
+        match self {
+            WriteTx::Sqlite(tx) => sqlite::list_versions(tx, lists).await,
+            WriteTx::Postgres(tx) => postgres::list_versions(tx, lists).await,
+        }
+    }
+
     /// Loads the given nodes (any list). Where a uid names both a list's root and
     /// a node another list made before that list existed, the root is answered.
     pub async fn load_nodes(
@@ -272,18 +281,27 @@ impl WriteTx<'_> {
             WriteTx::Sqlite(tx) => sqlite::load_nodes(tx, uids).await?,
             WriteTx::Postgres(tx) => postgres::load_nodes(tx, uids).await?,
         };
-        let mut found: HashMap<Uid, StoredNode> = HashMap::with_capacity(rows.len());
-        for (uid, list, state) in rows {
-            let node = StoredNode {
-                list: parse_uid(&list)?,
-                node: decode_state(uid, &state)?,
-            };
-            let is_root = node.list == node.node.uid;
-            if is_root || !found.contains_key(&node.node.uid) {
-                found.insert(node.node.uid, node);
-            }
-        }
-        Ok(found)
+        stored_nodes(rows)
+    }
+
+    /// Loads those of `uids` that `list` wrote after version `after` (PostgreSQL
+    /// reads only those rows; SQLite, whose writer never needs it, reads them all).
+    pub async fn load_nodes_changed(
+        &mut self,
+        list: Uid,
+        after: u64,
+        uids: &[Uid],
+    ) -> Result<HashMap<Uid, StoredNode>, StoreError> {
+        let rows = match self {
+            WriteTx::Sqlite(tx) => sqlite::load_nodes(tx, uids).await?,
+            WriteTx::Postgres(tx) => postgres::load_nodes_changed(tx, list, after, uids).await?,
+        };
+        let list_text = list.to_string();
+        stored_nodes(
+            rows.into_iter()
+                .filter(|(_, l, _)| *l == list_text)
+                .collect(),
+        )
     }
 
     /// Which of `uids` name a list that has been written.
@@ -343,6 +361,23 @@ impl WriteTx<'_> {
         }
         Ok(())
     }
+}
+
+/// Decoded node rows by uid. Where a uid names both a list's root and a node another
+/// list made before that list existed, the root is kept.
+fn stored_nodes(rows: Vec<NodeRowText>) -> Result<HashMap<Uid, StoredNode>, StoreError> {
+    let mut found: HashMap<Uid, StoredNode> = HashMap::with_capacity(rows.len());
+    for (uid, list, state) in rows {
+        let node = StoredNode {
+            list: parse_uid(&list)?,
+            node: decode_state(uid, &state)?,
+        };
+        let is_root = node.list == node.node.uid;
+        if is_root || !found.contains_key(&node.node.uid) {
+            found.insert(node.node.uid, node);
+        }
+    }
+    Ok(found)
 }
 
 /// The stored JSON of a node.

@@ -153,6 +153,14 @@ pub async fn lock_lists(
             .execute(&mut *conn)
             .await?;
     }
+    list_versions(conn, lists).await
+}
+
+/// The lists' last versions as committed now (lists never written are left out).
+pub async fn list_versions(
+    conn: &mut PgConnection,
+    lists: &[Uid],
+) -> Result<HashMap<Uid, u64>, StoreError> {
     let uids: Vec<String> = lists.iter().map(Uid::to_string).collect();
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT uid, version FROM lists WHERE uid = ANY($1)")
@@ -175,6 +183,25 @@ pub async fn load_nodes(
             .fetch_all(&mut *conn)
             .await?,
     )
+}
+
+/// The rows of `list` among `uids` written after version `after`.
+pub async fn load_nodes_changed(
+    conn: &mut PgConnection,
+    list: Uid,
+    after: u64,
+    uids: &[Uid],
+) -> Result<Vec<NodeRowText>, StoreError> {
+    let wanted: Vec<String> = uids.iter().map(Uid::to_string).collect();
+    Ok(sqlx::query_as(
+        "SELECT uid, list_uid, state FROM nodes \
+         WHERE list_uid = $1 AND version > $2 AND uid = ANY($3)",
+    )
+    .bind(list.to_string())
+    .bind(after.min(i64::MAX as u64) as i64)
+    .bind(&wanted)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 pub async fn known_lists(conn: &mut PgConnection, uids: &[Uid]) -> Result<Vec<String>, StoreError> {
