@@ -96,7 +96,7 @@ test: setup nginx
 # The server suites that run a second time with every test server on PostgreSQL
 # (tests/cluster.rs runs in the first pass: it always needs PostgreSQL).
 PG_SUITES := server_basics server_sync server_live server_bad_input isolation \
-             server_durability hostile crash
+             server_durability hostile crash presence
 
 test-native:
 	cargo test --features ssr,loadgen

@@ -13,6 +13,7 @@
 //! * edits of the same todos racing from three nodes lose no field (no edit is
 //!   merged on a stale view of the todo);
 //! * a batch acknowledged by one node and resent to another is applied once;
+//! * presence crosses nodes, and a socket's leaving too;
 //! * one uid created in two lists on two nodes at once is stored once;
 //! * a node killed with SIGKILL loses nothing it acknowledged, and its writers carry
 //!   on through another node;
@@ -318,6 +319,35 @@ async fn edits_of_the_same_todos_racing_from_three_nodes_lose_no_field() {
             "no field lost to a view read before the lock"
         );
     }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn people_on_different_nodes_see_each_other_and_see_one_leave() {
+    let Some(url) = fresh_database() else { return };
+    let nodes = nodes(&url, 2).await;
+    let list = Uid::new();
+    let (mut ada, ..) = Live::subscribe(nodes[0].addr(), list, 0).await;
+    let (mut bo, ..) = Live::subscribe(nodes[1].addr(), list, 0).await;
+    ada.say("Ada", "#112233", None).await;
+    bo.say("Bo", "#445566", None).await;
+    let names = |peers: &[tether::model::presence::Peer]| {
+        let mut names: Vec<String> = peers.iter().map(|p| p.name.clone()).collect();
+        names.sort();
+        names
+    };
+    let (peers, count) = ada.presence_until(|peers| peers.len() == 2).await;
+    assert_eq!((names(&peers), count), (vec!["Ada".into(), "Bo".into()], 2));
+    bo.presence_until(|peers| peers.len() == 2).await;
+
+    // Bo's socket closes: its node tells the others at once, not on expiry.
+    drop(bo);
+    let started = std::time::Instant::now();
+    let (peers, count) = ada.presence_until(|peers| peers.len() == 1).await;
+    assert_eq!((names(&peers), count), (vec!["Ada".into()], 1));
+    assert!(started.elapsed() < Duration::from_secs(2), "left at once");
     for node in nodes {
         node.stop().await;
     }

@@ -148,13 +148,23 @@ fn every_example_is_exactly_a_wire_value() {
     assert_eq!(codes, every_error_code(), "every error code has an example");
     assert_eq!(
         client_types,
-        ["ping", "pong", "subscribe"].map(String::from).into(),
+        ["ping", "pong", "presence", "subscribe"]
+            .map(String::from)
+            .into(),
     );
     assert_eq!(
         server_types,
-        ["changes", "error", "ping", "pong", "resync", "subscribed"]
-            .map(String::from)
-            .into(),
+        [
+            "changes",
+            "error",
+            "ping",
+            "pong",
+            "presence",
+            "resync",
+            "subscribed"
+        ]
+        .map(String::from)
+        .into(),
     );
 }
 
@@ -258,7 +268,11 @@ async fn print_examples_from_a_real_session() {
     show(
         "subscribed",
         "ServerMessage",
-        &ServerMessage::Subscribed { list, cursor },
+        &ServerMessage::Subscribed {
+            list,
+            cursor,
+            peer: Uid::new(),
+        },
     );
     author.set(eggs, "title", json!("Free-range eggs"));
     author.flush(api, 2).await;

@@ -321,8 +321,13 @@ impl Client {
                 Handled::Other
             }
             // The server pings with WebSocket frames; a `ping` message would be a
-            // protocol change this client does not need to follow.
+            // protocol change this client does not need to follow. It never says
+            // who it is, so it gets no presence.
             ServerMessage::Ping { .. } | ServerMessage::Pong { .. } => Handled::Other,
+            ServerMessage::Presence { .. } => {
+                self.shared.errors.add("unasked_presence");
+                Handled::Other
+            }
         }
     }
 

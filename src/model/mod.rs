@@ -12,6 +12,7 @@
 //! * [`rules`] — the rules every write follows, shared by the server and replicas.
 //! * [`batch`] — the server's checks and merge of one pushed batch, shared with tests.
 //! * [`replica`] — the state of one list on a client: nodes, outbox, cursor, observers.
+//! * [`presence`] — who has a list open: what a client may say of itself.
 //! * [`wire`] — the protocol's messages; [`errors`] — its errors, declared once.
 //!
 //! The main types are re-exported here, so `use crate::model::{Replica, Uid, Todo}`
@@ -25,6 +26,7 @@ pub mod kinds;
 pub mod node;
 pub mod op;
 pub mod order;
+pub mod presence;
 pub mod registry;
 pub mod replica;
 pub mod rules;

@@ -46,10 +46,12 @@
 //! {"type": "subscribe", "list": "5d1e…", "after": 42}
 //! {"type": "ping", "nonce": 7}
 //! {"type": "pong", "nonce": 7}
+//! {"type": "presence", "name": "Guest 4821", "color": "#3b82f6", "editing": "0b7f…"}
 //! ```
 //! `ServerMessage`:
 //! ```json
-//! {"type": "subscribed", "list": "5d1e…", "cursor": 42}
+//! {"type": "subscribed", "list": "5d1e…", "cursor": 42, "peer": "9c2e…"}
+//! {"type": "presence", "list": "5d1e…", "count": 1, "peers": [{"id": "9c2e…", "name": "Guest 4821", "color": "#3b82f6", "editing": null}]}
 //! {"type": "changes", "list": "5d1e…", "changes": [{"version": 43, "node": {…}}], "cursor": 43, "more": false}
 //! {"type": "resync", "list": "5d1e…", "after": 43, "reason": "fell behind"}
 //! {"type": "ping", "nonce": 8}
@@ -68,6 +70,7 @@ use serde::{Deserialize, Serialize};
 
 use super::node::Node;
 use super::op::Op;
+use super::presence::{Peer, Presence};
 use super::uid::{ClientId, Uid};
 
 pub use super::errors::SyncError;
@@ -137,16 +140,28 @@ pub enum ClientMessage {
     Pong {
         nonce: u64,
     },
+    /// Who this client is and what it is editing (after `subscribe`; see
+    /// [`super::presence`]).
+    Presence(Presence),
 }
 
 /// What the server sends over the live socket. Decoded in one pass (`super::tagged`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    /// The subscription is live from `cursor` on.
+    /// The subscription is live from `cursor` on. `peer` is this socket's id in
+    /// the list's presence.
     Subscribed {
         list: Uid,
         cursor: u64,
+        peer: Uid,
+    },
+    /// Everyone following the list right now (this socket too), the first
+    /// [`MAX_LISTED_PEERS`](super::presence::MAX_LISTED_PEERS) of `count`.
+    Presence {
+        list: Uid,
+        peers: Vec<Peer>,
+        count: u32,
     },
     /// Changes committed after the previous message's cursor.
     Changes {
@@ -174,8 +189,8 @@ pub enum ServerMessage {
 
 super::tagged::tagged_deserialize! {
     ClientMessage, tag = "type", expecting = "a client message",
-    required { list: Uid, after: u64, nonce: u64 }
-    optional { client: ClientId }
+    required { list: Uid, after: u64, nonce: u64, name: String, color: String }
+    optional { client: ClientId, editing: Uid }
     build |tag, slots| match tag {
         "subscribe" => Ok(ClientMessage::Subscribe {
             list: slots.list()?,
@@ -184,7 +199,12 @@ super::tagged::tagged_deserialize! {
         }),
         "ping" => Ok(ClientMessage::Ping { nonce: slots.nonce()? }),
         "pong" => Ok(ClientMessage::Pong { nonce: slots.nonce()? }),
-        other => slots.unknown(other, &["subscribe", "ping", "pong"]),
+        "presence" => Ok(ClientMessage::Presence(Presence {
+            name: slots.name()?,
+            color: slots.color()?,
+            editing: slots.editing()?,
+        })),
+        other => slots.unknown(other, &["subscribe", "ping", "pong", "presence"]),
     }
 }
 
@@ -192,13 +212,19 @@ super::tagged::tagged_deserialize! {
     ServerMessage, tag = "type", expecting = "a server message",
     required {
         list: Uid, cursor: u64, changes: Vec<Change>, more: bool, after: u64, reason: String,
-        nonce: u64, error: SyncError,
+        nonce: u64, error: SyncError, peer: Uid, peers: Vec<Peer>, count: u32,
     }
     optional {}
     build |tag, slots| match tag {
         "subscribed" => Ok(ServerMessage::Subscribed {
             list: slots.list()?,
             cursor: slots.cursor()?,
+            peer: slots.peer()?,
+        }),
+        "presence" => Ok(ServerMessage::Presence {
+            list: slots.list()?,
+            peers: slots.peers()?,
+            count: slots.count()?,
         }),
         "changes" => Ok(ServerMessage::Changes {
             list: slots.list()?,
@@ -214,7 +240,10 @@ super::tagged::tagged_deserialize! {
         "ping" => Ok(ServerMessage::Ping { nonce: slots.nonce()? }),
         "pong" => Ok(ServerMessage::Pong { nonce: slots.nonce()? }),
         "error" => Ok(ServerMessage::Error { error: slots.error()? }),
-        other => slots.unknown(other, &["subscribed", "changes", "resync", "ping", "pong", "error"]),
+        other => slots.unknown(
+            other,
+            &["subscribed", "presence", "changes", "resync", "ping", "pong", "error"],
+        ),
     }
 }
 
@@ -299,6 +328,11 @@ mod tests {
             },
             ClientMessage::Ping { nonce: 7 },
             ClientMessage::Pong { nonce: 7 },
+            ClientMessage::Presence(Presence {
+                name: "Guest 4821".into(),
+                color: "#3b82f6".into(),
+                editing: Some(list),
+            }),
         ] {
             round_trip(&msg);
         }
@@ -307,7 +341,21 @@ mod tests {
             json!({"type": "ping", "nonce": 7})
         );
         let mut server = vec![
-            ServerMessage::Subscribed { list, cursor: 42 },
+            ServerMessage::Subscribed {
+                list,
+                cursor: 42,
+                peer: list,
+            },
+            ServerMessage::Presence {
+                list,
+                peers: vec![Peer {
+                    id: list,
+                    name: "Ada".into(),
+                    color: "#000000".into(),
+                    editing: None,
+                }],
+                count: 1,
+            },
             ServerMessage::Changes {
                 list,
                 changes: vec![change],

@@ -1,8 +1,9 @@
-//! How a node hears of other nodes' commits (PostgreSQL only).
+//! How a node hears of other nodes' commits and presence (PostgreSQL only).
 //!
-//! A task holds a `LISTEN tether_changes` connection and hands each announcement
-//! (`list:version:commit_ms`, sent by a writer's commit, see
-//! [`super::store::postgres`]) to the hub, which reads the rows it has not seen. When
+//! A task holds a `LISTEN tether_changes, tether_presence` connection and hands each
+//! commit's announcement (`list:version:commit_ms`, sent by a writer's commit, see
+//! [`super::store::postgres`]) to the hub, which reads the rows it has not seen, and
+//! each presence announcement to [`super::presence`]. When
 //! the connection drops, the node reports it (`/healthz`, `/metrics`), reconnects,
 //! and marks every live channel behind, so whatever was announced meanwhile is read
 //! by version: nothing is lost, only late.
@@ -15,8 +16,9 @@ use tokio::{sync::watch, task::JoinHandle};
 use super::{
     hub::Hub,
     metrics,
+    presence::Presences,
     store::{
-        postgres::{Announcement, PgStore},
+        postgres::{Announcement, PgStore, PRESENCE_CHANNEL},
         StoreError,
     },
 };
@@ -30,6 +32,7 @@ const RECONNECT: Duration = Duration::from_millis(500);
 pub async fn start_listener(
     store: PgStore,
     hub: Hub,
+    presences: Presences,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, StoreError> {
     let first = store.listener().await?;
@@ -38,7 +41,7 @@ pub async fn start_listener(
         let mut listener = Some(first);
         loop {
             tokio::select! {
-                _ = listen(&store, &hub, listener.take()) => {}
+                _ = listen(&store, &hub, &presences, listener.take()) => {}
                 _ = shutdown.wait_for(|stopping| *stopping) => return,
             }
             hub.set_feed_connected(false);
@@ -51,7 +54,7 @@ pub async fn start_listener(
 }
 
 /// Listens (on `listener`, or a new connection) until the connection fails.
-async fn listen(store: &PgStore, hub: &Hub, listener: Option<PgListener>) {
+async fn listen(store: &PgStore, hub: &Hub, presences: &Presences, listener: Option<PgListener>) {
     let mut listener = match listener {
         Some(listener) => listener,
         None => match store.listener().await {
@@ -67,6 +70,9 @@ async fn listen(store: &PgStore, hub: &Hub, listener: Option<PgListener>) {
     hub.all_behind();
     loop {
         match listener.try_recv().await {
+            Ok(Some(notification)) if notification.channel() == PRESENCE_CHANNEL => {
+                heard_presence(presences, notification.payload())
+            }
             Ok(Some(notification)) => heard(hub, notification.payload()),
             Ok(None) => {
                 tracing::warn!("lost the connection that listens for other nodes' changes");
@@ -90,4 +96,11 @@ fn heard(hub: &Hub, payload: &str) {
         now.saturating_sub(announced.commit_ms),
     ));
     hub.announced(announced.list, announced.version, announced.commit_ms);
+}
+
+fn heard_presence(presences: &Presences, payload: &str) {
+    match serde_json::from_str(payload) {
+        Ok(announced) => presences.heard(announced),
+        Err(e) => tracing::debug!(error = %e, "ignored a presence notification"),
+    }
 }

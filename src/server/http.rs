@@ -37,6 +37,7 @@ use super::{
     live,
     memory::Trimmer,
     metrics,
+    presence::Presences,
     store::{Store, StoreError},
     sync::Writer,
     AppState,
@@ -76,9 +77,18 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     metrics::handle();
     let (writer, writer_task) = Writer::start(db.clone(), hub.clone(), &config);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut background = vec![Feed::spawn(hub.clone(), db.clone(), shutdown_rx.clone())];
+    let presences = Presences::new(db.clone());
+    let mut background = vec![
+        Feed::spawn(hub.clone(), db.clone(), shutdown_rx.clone()),
+        presences.spawn_upkeep(shutdown_rx.clone()),
+    ];
     if let Store::Postgres(pg) = &db {
-        let listener = cluster::start_listener(pg.clone(), hub.clone(), shutdown_rx.clone());
+        let listener = cluster::start_listener(
+            pg.clone(),
+            hub.clone(),
+            presences.clone(),
+            shutdown_rx.clone(),
+        );
         background.push(listener.await?);
     }
     let listener = TcpListener::bind(config.addr)
@@ -115,6 +125,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         writer,
         trimmer: Trimmer::spawn(hub.clone(), shutdown_rx.clone()),
         hub,
+        presences,
         shutdown: shutdown_rx.clone(),
     };
 

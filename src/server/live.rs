@@ -29,7 +29,7 @@ use tokio::{
     time::{timeout, timeout_at, Instant},
 };
 
-use super::{hub::Published, hub::Subscription, outgoing, sync, AppState};
+use super::{hub::Published, hub::Subscription, outgoing, presence::Member, sync, AppState};
 use crate::model::{
     wire::{ClientMessage, ServerMessage, SyncError},
     ClientId, Uid,
@@ -252,6 +252,10 @@ struct Following {
     /// The cursor of the last change sent.
     sent: u64,
     subscription: Subscription,
+    /// Its id in the list's presence, and its place there once it said who it is
+    /// (only then does it get the list's presence).
+    peer_id: Uid,
+    member: Option<Member>,
     /// The client's socket slot, freed when the socket ends.
     _slot: Option<super::limiter::SocketSlot>,
 }
@@ -277,12 +281,19 @@ async fn subscribe(peer: &mut Peer, state: &AppState) -> Result<Following, End> 
         .await
         .map_err(|e| refuse(sync::store_failure(e)))?;
     let sent = catch_up(peer, state, list, after).await?;
-    peer.send_json(&ServerMessage::Subscribed { list, cursor: sent })
-        .await?;
+    let peer_id = Uid::new();
+    let subscribed = ServerMessage::Subscribed {
+        list,
+        cursor: sent,
+        peer: peer_id,
+    };
+    peer.send_json(&subscribed).await?;
     Ok(Following {
         list,
         sent,
         subscription,
+        peer_id,
+        member: None,
         _slot: slot,
     })
 }
@@ -343,9 +354,12 @@ impl Following {
         loop {
             let step = tokio::select! {
                 published = self.subscription.rx.recv() => self.forward(peer, published).await,
+                set = presence_set(&mut self.member) => {
+                    self.forward_presence(peer, state, set).await
+                }
                 incoming = peer.recv() => {
                     last_heard = Instant::now();
-                    answer(peer, incoming).await
+                    self.answer(peer, state, incoming).await
                 }
                 _ = ticker.tick() => ping(peer, last_heard.elapsed(), heartbeat).await,
                 _ = shutdown.changed() => Err(End::Close {
@@ -389,23 +403,65 @@ impl Following {
             Err(RecvError::Closed) => Err(End::Lost("hub closed".into())),
         }
     }
+
+    /// Sends the list's presence set; after missing some, the newest one.
+    async fn forward_presence(
+        &mut self,
+        peer: &mut Peer,
+        state: &AppState,
+        set: Result<Utf8Bytes, RecvError>,
+    ) -> Result<(), End> {
+        match set {
+            Ok(message) => peer.send(Message::Text(message)).await,
+            Err(RecvError::Lagged(_)) => {
+                let message = state.presences.message(self.list);
+                peer.send(Message::Text(message)).await
+            }
+            Err(RecvError::Closed) => Err(End::Lost("presence closed".into())),
+        }
+    }
+
+    /// Answers what a subscribed client sent.
+    async fn answer(
+        &mut self,
+        peer: &mut Peer,
+        state: &AppState,
+        incoming: Incoming,
+    ) -> Result<(), End> {
+        match incoming {
+            Incoming::Message(ClientMessage::Presence(presence)) => match presence.check() {
+                Ok(()) => {
+                    let (list, id) = (self.list, self.peer_id);
+                    let member = self
+                        .member
+                        .get_or_insert_with(|| state.presences.join(list, id));
+                    member.set(presence);
+                    Ok(())
+                }
+                Err(error) => peer.send_error(error).await,
+            },
+            Incoming::Message(ClientMessage::Ping { nonce }) => {
+                peer.send_json(&ServerMessage::Pong { nonce }).await
+            }
+            Incoming::Message(ClientMessage::Pong { .. }) | Incoming::Alive => Ok(()),
+            Incoming::Message(ClientMessage::Subscribe { .. }) => {
+                peer.send_error(malformed(
+                    "already subscribed; open another socket to follow another list",
+                ))
+                .await
+            }
+            Incoming::Bad(error) => peer.send_error(error).await,
+            Incoming::End(end) => Err(end),
+        }
+    }
 }
 
-/// Answers what a subscribed client sent.
-async fn answer(peer: &mut Peer, incoming: Incoming) -> Result<(), End> {
-    match incoming {
-        Incoming::Message(ClientMessage::Ping { nonce }) => {
-            peer.send_json(&ServerMessage::Pong { nonce }).await
-        }
-        Incoming::Message(ClientMessage::Pong { .. }) | Incoming::Alive => Ok(()),
-        Incoming::Message(ClientMessage::Subscribe { .. }) => {
-            peer.send_error(malformed(
-                "already subscribed; open another socket to follow another list",
-            ))
-            .await
-        }
-        Incoming::Bad(error) => peer.send_error(error).await,
-        Incoming::End(end) => Err(end),
+/// The next presence set of a socket that takes part in presence; never, for one
+/// that does not.
+async fn presence_set(member: &mut Option<Member>) -> Result<Utf8Bytes, RecvError> {
+    match member {
+        Some(member) => member.rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -12,6 +12,7 @@
 //! * [`cluster`] — hearing of other nodes' commits (PostgreSQL's LISTEN/NOTIFY).
 //! * [`metrics`] — `/metrics` for operators.
 //! * [`live`] — the WebSocket route that follows a list.
+//! * [`presence`] — who follows each list right now (never stored).
 //! * [`outgoing`] — `changes` messages of bounded size for it.
 //! * [`memory`] — freed memory back to the kernel after sockets close.
 //! * [`http`] — the router, middleware, `/healthz`, start and graceful shutdown.
@@ -25,6 +26,7 @@ pub mod live;
 pub mod memory;
 pub mod metrics;
 pub mod outgoing;
+pub mod presence;
 pub mod store;
 pub mod sync;
 
@@ -44,6 +46,7 @@ pub struct AppState {
     pub db: store::Store,
     pub writer: sync::Writer,
     pub hub: hub::Hub,
+    pub presences: presence::Presences,
     pub limiter: limiter::Limiter,
     /// Hands freed memory back to the kernel after sockets close.
     pub trimmer: memory::Trimmer,

@@ -607,7 +607,9 @@ impl Live {
                     assert_eq!(l, list);
                     changes.extend(page);
                 }
-                ServerMessage::Subscribed { list: l, cursor } => {
+                ServerMessage::Subscribed {
+                    list: l, cursor, ..
+                } => {
                     assert_eq!(l, list);
                     return (live, changes, cursor);
                 }
@@ -662,6 +664,31 @@ impl Live {
             }
         }
         changes
+    }
+
+    /// Says who this socket is (`presence`).
+    pub async fn say(&mut self, name: &str, color: &str, editing: Option<Uid>) {
+        let presence = tether::model::presence::Presence {
+            name: name.into(),
+            color: color.into(),
+            editing,
+        };
+        self.send(&ClientMessage::Presence(presence)).await;
+    }
+
+    /// Reads until a `presence` set for which `done` holds; answers it (other
+    /// messages on the way are skipped).
+    pub async fn presence_until(
+        &mut self,
+        done: impl Fn(&[tether::model::presence::Peer]) -> bool,
+    ) -> (Vec<tether::model::presence::Peer>, u32) {
+        loop {
+            if let ServerMessage::Presence { peers, count, .. } = self.next().await {
+                if done(&peers) {
+                    return (peers, count);
+                }
+            }
+        }
     }
 
     /// Expects the server to close the socket next (pings skipped); answers the

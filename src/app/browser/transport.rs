@@ -460,6 +460,8 @@ fn on_server_message(client: &SyncClient, message: ServerMessage) {
         }
         ServerMessage::Ping { nonce } => send(client, &ClientMessage::Pong { nonce }),
         ServerMessage::Pong { .. } => {}
+        // Sent only to sockets that say who they are, which this one does not yet.
+        ServerMessage::Presence { .. } => {}
         ServerMessage::Error { error } => {
             if !retryable(&error) {
                 client

@@ -157,6 +157,15 @@ impl Store {
         page_of(list, after, limit, rows)
     }
 
+    /// Tells the other nodes who follows a list on this one (nothing on SQLite,
+    /// which has no other nodes).
+    pub async fn announce_presence(&self, payload: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(s) => s.announce_presence(payload).await,
+        }
+    }
+
     /// The last version `list` gave out (0 for a list never written).
     pub async fn list_version(&self, list: Uid) -> Result<u64, StoreError> {
         match self {

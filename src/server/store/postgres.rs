@@ -31,6 +31,9 @@ use crate::{model::Uid, server::config::DatabaseConfig};
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "tether_changes";
+/// The channel nodes tell each other who follows their lists on (see
+/// [`crate::server::presence`]).
+pub const PRESENCE_CHANNEL: &str = "tether_presence";
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -112,11 +115,21 @@ impl PgStore {
         Ok(dump_lines(lists, nodes, seqs))
     }
 
-    /// A listener on [`CHANNEL`] on a connection of its own.
+    /// A listener on [`CHANNEL`] and [`PRESENCE_CHANNEL`] on a connection of its own.
     pub async fn listener(&self) -> Result<PgListener, StoreError> {
         let mut listener = PgListener::connect(&self.url).await?;
-        listener.listen(CHANNEL).await?;
+        listener.listen_all([CHANNEL, PRESENCE_CHANNEL]).await?;
         Ok(listener)
+    }
+
+    /// Tells the other nodes who follows a list here (`payload`: at most 8,000 bytes).
+    pub async fn announce_presence(&self, payload: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(PRESENCE_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 
