@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{
     item_views::{text_limit, DONE_FIELD, TITLE_FIELD},
+    presence::EditorMarker,
     sync_client::SyncClient,
     text_field::TypedText,
     view_tree::use_view,
@@ -49,8 +50,10 @@ impl TitleEditor {
     }
 
     fn start(&self) {
-        self.client
-            .with_value(|c| c.set_local(self.uid, "editing", json!(true)));
+        self.client.with_value(|c| {
+            c.set_local(self.uid, "editing", json!(true));
+            c.set_editing(Some(self.uid));
+        });
         let input = self.input;
         let title = text(&self.title.get_untracked());
         self.typed.typed(&title);
@@ -64,8 +67,10 @@ impl TitleEditor {
 
     fn stop(&self) {
         self.typed.clear();
-        self.client
-            .with_value(|c| c.set_local(self.uid, "editing", Value::Null));
+        self.client.with_value(|c| {
+            c.set_local(self.uid, "editing", Value::Null);
+            c.set_editing(None);
+        });
     }
 
     fn save(&self) {
@@ -161,6 +166,7 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
                     aria-label="Delete"
                     on:click=move |_| client.with_value(|c| c.delete(uid))
                 ></button>
+                <EditorMarker client=client.get_value() uid />
             </div>
             {editor.field()}
         </li>
@@ -187,6 +193,7 @@ pub fn SectionItem(client: SyncClient, uid: Uid) -> impl IntoView {
                     aria-label="Delete heading"
                     on:click=move |_| client.with_value(|c| c.delete(uid))
                 ></button>
+                <EditorMarker client=client.get_value() uid />
             </div>
             {editor.field()}
         </li>

@@ -16,6 +16,7 @@ use super::{
     errors::{BadListLink, NotFound},
     inspector::Inspector,
     item_views::{is_task, item_views, text_limit, AddItem, DONE_FIELD, TITLE_FIELD},
+    presence::PresenceBar,
     status::StatusBadge,
     sync_client::SyncClient,
     text_field::TypedText,
@@ -361,6 +362,7 @@ fn BelowList(client: SyncClient, view: View) -> impl IntoView {
     view! {
         <div class="below">
             <StatusBadge status />
+            <PresenceBar client=client.clone() />
             <button
                 class="toggle-inspector"
                 aria-pressed=move || show_inspector.get().to_string()

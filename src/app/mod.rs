@@ -22,6 +22,7 @@ pub mod inspector;
 pub mod item;
 pub mod item_views;
 pub mod list;
+pub mod presence;
 pub mod status;
 pub mod sync_client;
 pub mod text_field;

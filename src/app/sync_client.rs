@@ -22,6 +22,8 @@ use std::{
 
 use leptos::prelude::*;
 
+use super::presence::PresenceState;
+
 use crate::model::{
     registry,
     replica::Event,
@@ -90,6 +92,7 @@ struct Inner {
     /// Notified on every change: for views over the whole replica (inspector, counts).
     changed: ArcTrigger,
     status: SyncStatus,
+    presence: PresenceState,
     #[cfg(feature = "hydrate")]
     pub(crate) browser: super::browser::Session,
 }
@@ -129,6 +132,7 @@ impl SyncClient {
                 server_offset_ms: ArcRwSignal::new(None),
                 problem: ArcRwSignal::new(None),
             },
+            presence: PresenceState::default(),
             #[cfg(feature = "hydrate")]
             browser: Default::default(),
         }))
@@ -187,6 +191,26 @@ impl SyncClient {
 
     pub fn status(&self) -> &SyncStatus {
         &self.0.status
+    }
+
+    /// Who else has the list open, and what this tab says of itself.
+    pub fn presence(&self) -> &PresenceState {
+        &self.0.presence
+    }
+
+    /// This tab starts (`Some`) or stops (`None`) editing a node: the others see it.
+    pub fn set_editing(&self, uid: Option<Uid>) {
+        self.0.presence.editing.set(uid);
+        #[cfg(feature = "hydrate")]
+        super::browser::presence::say(self);
+    }
+
+    /// Changes the name this browser shows to others (already checked).
+    pub fn set_display_name(&self, name: String) {
+        #[cfg(feature = "hydrate")]
+        super::browser::presence::rename(self, name);
+        #[cfg(not(feature = "hydrate"))]
+        self.0.presence.name.set(name);
     }
 
     /// Starts syncing in the browser: localStorage, other tabs, the server. Idempotent;

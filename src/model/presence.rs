@@ -90,6 +90,20 @@ pub fn initials(name: &str) -> String {
         .collect()
 }
 
+/// Badge colours, dark enough for white initials.
+const PALETTE: [&str; 8] = [
+    "#b91c1c", "#c2410c", "#a16207", "#15803d", "#0e7490", "#1d4ed8", "#7e22ce", "#be185d",
+];
+
+/// The colour a name is shown in: the same for the same name in every browser.
+pub fn color_for(name: &str) -> &'static str {
+    // FNV-1a: small, stable across builds and platforms.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    PALETTE[hash as usize % PALETTE.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +129,15 @@ mod tests {
         for bad in ["", "#12345", "123456x", "#12345g", "#1234567", "red"] {
             assert!(presence("Ada", bad).check().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_name_always_gets_the_same_valid_colour() {
+        assert_eq!(color_for("Ada"), color_for("Ada"));
+        assert!(presence("Ada", color_for("Ada")).check().is_ok());
+        let names = ["Ada", "Bo", "Guest 1", "Guest 2", "Guest 3", "Cy"];
+        let colours: std::collections::HashSet<_> = names.iter().map(|n| color_for(n)).collect();
+        assert!(colours.len() > 1, "names spread over the palette");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!
 //! * [`mirror`] — localStorage keys, load and save;
 //! * [`tabs`] — other tabs of the same list (BroadcastChannel);
+//! * [`presence`] — this tab's name and what it edits, said on the live socket;
 //! * [`transport`] — push, pull and the live socket, with backoff.
 //!
 //! Browser objects (sockets, channels, JS closures) are not `Send`, so they live in a
@@ -14,6 +15,7 @@
 //! plain flags and counters.
 
 pub mod mirror;
+pub mod presence;
 pub mod tabs;
 pub mod transport;
 
@@ -74,6 +76,8 @@ pub(crate) struct Handles {
     /// Live changes held back while a catch-up pulls (`Some` while it runs); see
     /// `transport::start_catch_up`.
     pub held: Option<Vec<crate::model::wire::Change>>,
+    /// This socket's id in the list's presence, while subscribed.
+    pub me: Option<Uid>,
 }
 
 thread_local! {
@@ -110,6 +114,8 @@ pub fn start(client: &SyncClient) {
     schedule_save(client);
     keep_time(client, me);
     follow_browser(client, me);
+    presence::load_name(client);
+    presence::keep_saying(client);
 }
 
 /// Merges the mirrored replica, then the outboxes of tabs that are gone (their ops
@@ -297,7 +303,7 @@ pub(crate) fn refresh_connection(client: &SyncClient) {
     }
 }
 
-fn every(ms: i32, f: impl FnMut() + 'static) {
+pub(crate) fn every(ms: i32, f: impl FnMut() + 'static) {
     let callback = Closure::<dyn FnMut()>::new(f);
     if let Some(window) = web_sys::window() {
         let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(

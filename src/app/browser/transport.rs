@@ -386,6 +386,7 @@ pub fn connect(client: &SyncClient) {
             session.socket_open.store(false, Ordering::SeqCst);
             session.socket_wanted.store(false, Ordering::SeqCst);
             with_handles(client.list(), |h| h.socket = None);
+            super::presence::lost(&client);
             super::refresh_connection(&client);
             if !session.stopping.load(Ordering::SeqCst) {
                 reconnect_later(&client);
@@ -443,7 +444,7 @@ fn on_server_message(client: &SyncClient, message: ServerMessage) {
             client.apply_remote(&changes, client.live_time_ms());
             super::schedule_save(client);
         }
-        ServerMessage::Subscribed { .. } => {
+        ServerMessage::Subscribed { peer, .. } => {
             session.socket_open.store(true, Ordering::SeqCst);
             session.catching_up.store(false, Ordering::SeqCst);
             session.socket_failures.store(0, Ordering::SeqCst);
@@ -453,6 +454,7 @@ fn on_server_message(client: &SyncClient, message: ServerMessage) {
             }
             super::refresh_connection(client);
             schedule_flush(client);
+            super::presence::subscribed(client, peer);
         }
         ServerMessage::Resync { .. } => {
             // The server closes this socket; catch up by pulling, then follow again.
@@ -460,8 +462,7 @@ fn on_server_message(client: &SyncClient, message: ServerMessage) {
         }
         ServerMessage::Ping { nonce } => send(client, &ClientMessage::Pong { nonce }),
         ServerMessage::Pong { .. } => {}
-        // Sent only to sockets that say who they are, which this one does not yet.
-        ServerMessage::Presence { .. } => {}
+        ServerMessage::Presence { peers, .. } => super::presence::heard(client, peers),
         ServerMessage::Error { error } => {
             if !retryable(&error) {
                 client
@@ -473,7 +474,7 @@ fn on_server_message(client: &SyncClient, message: ServerMessage) {
     }
 }
 
-fn send(client: &SyncClient, message: &ClientMessage) {
+pub(crate) fn send(client: &SyncClient, message: &ClientMessage) {
     let Ok(json) = serde_json::to_string(message) else {
         return;
     };
