@@ -15,15 +15,15 @@ mod common;
 use std::time::Duration;
 
 use common::{within, Author, Live, TestServer};
-use tether::model::{ServerMessage, SyncError, Uid};
+use tether::model::{ClientId, ServerMessage, SyncError, Uid};
 
-/// A subscribed socket on `list` and its presence id.
-async fn join(server: &TestServer, list: Uid) -> (Live, Uid) {
+/// A subscribed socket on `list` (of `client`, if given) and its presence id.
+async fn join_as(server: &TestServer, list: Uid, client: Option<ClientId>) -> (Live, Uid) {
     let mut live = Live::connect(server.addr()).await;
     live.send(&tether::model::ClientMessage::Subscribe {
         list,
         after: 0,
-        client: None,
+        client,
     })
     .await;
     loop {
@@ -31,6 +31,10 @@ async fn join(server: &TestServer, list: Uid) -> (Live, Uid) {
             return (live, peer);
         }
     }
+}
+
+async fn join(server: &TestServer, list: Uid) -> (Live, Uid) {
+    join_as(server, list, None).await
 }
 
 #[tokio::test]
@@ -44,7 +48,8 @@ async fn people_on_a_list_see_each_other_and_see_one_leave() {
     let before = server.dump().await;
 
     let (mut ada, ada_id) = join(&server, list).await;
-    let (mut bo, bo_id) = join(&server, list).await;
+    let bo_client = ClientId::new();
+    let (mut bo, bo_id) = join_as(&server, list, Some(bo_client)).await;
     let (mut quiet, _) = join(&server, list).await;
     ada.say("Ada", "#112233", None).await;
     bo.say("Bo", "#445566", Some(milk)).await;
@@ -58,6 +63,7 @@ async fn people_on_a_list_see_each_other_and_see_one_leave() {
         ("Bo", "#445566")
     );
     assert_eq!(seen_bo.editing, Some(milk), "and what Bo is editing");
+    assert_eq!(seen_bo.client, Some(bo_client), "and whose stamps are Bo's");
     let (peers, _) = bo.presence_until(both).await;
     assert!(peers.iter().any(|p| p.id == ada_id && p.name == "Ada"));
 

@@ -10,7 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{errors::SyncError, uid::Uid};
+use super::{
+    errors::SyncError,
+    uid::{ClientId, Uid},
+};
 
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -39,6 +42,10 @@ pub struct Peer {
     /// The server's id for that person's socket (a client learns its own from
     /// `subscribed`, and leaves itself out).
     pub id: Uid,
+    /// The client id the socket subscribed with, if it gave one: the `client` of
+    /// that person's stamps, so a client can tell whose write replaced its own.
+    #[serde(default)]
+    pub client: Option<ClientId>,
     pub name: String,
     pub color: String,
     #[serde(default)]
@@ -64,10 +71,11 @@ impl Presence {
         Ok(())
     }
 
-    /// This presence as the peer `id`.
-    pub fn as_peer(&self, id: Uid) -> Peer {
+    /// This presence as the peer `id` of `client`.
+    pub fn as_peer(&self, id: Uid, client: Option<ClientId>) -> Peer {
         Peer {
             id,
+            client,
             name: self.name.clone(),
             color: self.color.clone(),
             editing: self.editing,

@@ -51,7 +51,7 @@
 //! `ServerMessage`:
 //! ```json
 //! {"type": "subscribed", "list": "5d1e…", "cursor": 42, "peer": "9c2e…"}
-//! {"type": "presence", "list": "5d1e…", "count": 1, "peers": [{"id": "9c2e…", "name": "Guest 4821", "color": "#3b82f6", "editing": null}]}
+//! {"type": "presence", "list": "5d1e…", "count": 1, "peers": [{"id": "9c2e…", "client": "6f1c…", "name": "Guest 4821", "color": "#3b82f6", "editing": null}]}
 //! {"type": "changes", "list": "5d1e…", "changes": [{"version": 43, "node": {…}}], "cursor": 43, "more": false}
 //! {"type": "resync", "list": "5d1e…", "after": 43, "reason": "fell behind"}
 //! {"type": "ping", "nonce": 8}
@@ -350,6 +350,7 @@ mod tests {
                 list,
                 peers: vec![Peer {
                     id: list,
+                    client: Some(client),
                     name: "Ada".into(),
                     color: "#000000".into(),
                     editing: None,

@@ -255,6 +255,7 @@ struct Following {
     /// Its id in the list's presence, and its place there once it said who it is
     /// (only then does it get the list's presence).
     peer_id: Uid,
+    client: Option<ClientId>,
     member: Option<Member>,
     /// The client's socket slot, freed when the socket ends.
     _slot: Option<super::limiter::SocketSlot>,
@@ -293,6 +294,7 @@ async fn subscribe(peer: &mut Peer, state: &AppState) -> Result<Following, End> 
         sent,
         subscription,
         peer_id,
+        client,
         member: None,
         _slot: slot,
     })
@@ -431,10 +433,10 @@ impl Following {
         match incoming {
             Incoming::Message(ClientMessage::Presence(presence)) => match presence.check() {
                 Ok(()) => {
-                    let (list, id) = (self.list, self.peer_id);
+                    let (list, id, client) = (self.list, self.peer_id, self.client);
                     let member = self
                         .member
-                        .get_or_insert_with(|| state.presences.join(list, id));
+                        .get_or_insert_with(|| state.presences.join(list, id, client));
                     member.set(presence);
                     Ok(())
                 }

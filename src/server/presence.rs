@@ -29,7 +29,7 @@ use super::store::Store;
 use crate::model::{
     presence::{Peer, Presence, MAX_LISTED_PEERS},
     wire::ServerMessage,
-    Uid,
+    ClientId, Uid,
 };
 
 /// How long changes are gathered before a list's set is sent.
@@ -59,8 +59,9 @@ pub struct Presences {
 struct ListPresence {
     /// This node's sockets on the list; those that said who they are are listed.
     sockets: usize,
-    /// Listed members of this node, in the order they first said who they are.
-    local: Vec<(Uid, Presence, Instant)>,
+    /// Listed members of this node, in the order they first said who they are, and
+    /// when each expires.
+    local: Vec<(Peer, Instant)>,
     /// What each other node announced last, until it expires.
     remote: HashMap<Uid, (Announced, Instant)>,
     tx: Option<broadcast::Sender<Utf8Bytes>>,
@@ -82,6 +83,7 @@ pub struct Announced {
 /// A socket's place in its list's presence; leaves it when dropped.
 pub struct Member {
     pub id: Uid,
+    client: Option<ClientId>,
     pub rx: broadcast::Receiver<Utf8Bytes>,
     list: Uid,
     presences: Presences,
@@ -96,8 +98,9 @@ impl Presences {
         }
     }
 
-    /// Joins `list`'s presence as `id`: the member gets every later set of the list.
-    pub fn join(&self, list: Uid, id: Uid) -> Member {
+    /// Joins `list`'s presence as `id` (of `client`, if the socket named one): the
+    /// member gets every later set of the list.
+    pub fn join(&self, list: Uid, id: Uid, client: Option<ClientId>) -> Member {
         let mut lists = self.inner.lock().expect("presence lock");
         let entry = lists.entry(list).or_default();
         entry.sockets += 1;
@@ -106,6 +109,7 @@ impl Presences {
             .get_or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0);
         Member {
             id,
+            client,
             rx: tx.subscribe(),
             list,
             presences: self.clone(),
@@ -172,7 +176,7 @@ impl Presences {
         let mut changed = Vec::new();
         lists.retain(|list, entry| {
             let before = (entry.local.len(), entry.remote.len());
-            entry.local.retain(|(_, _, expires)| *expires > now);
+            entry.local.retain(|(_, expires)| *expires > now);
             entry.remote.retain(|_, (_, expires)| *expires > now);
             let expired = before != (entry.local.len(), entry.remote.len());
             if expired || (announce_all && !entry.local.is_empty()) {
@@ -232,7 +236,7 @@ impl Presences {
                 .local
                 .iter()
                 .take(ANNOUNCED_PEERS)
-                .map(|(id, presence, _)| presence.as_peer(*id))
+                .map(|(peer, _)| peer.clone())
                 .collect(),
         }
     }
@@ -247,13 +251,14 @@ impl Member {
             return;
         };
         let expires = Instant::now() + EXPIRY;
-        let changed = match entry.local.iter_mut().find(|(id, ..)| *id == self.id) {
-            Some((_, listed, at)) => {
+        let peer = presence.as_peer(self.id, self.client);
+        let changed = match entry.local.iter_mut().find(|(p, _)| p.id == self.id) {
+            Some((listed, at)) => {
                 *at = expires;
-                std::mem::replace(listed, presence.clone()) != presence
+                std::mem::replace(listed, peer.clone()) != peer
             }
             None => {
-                entry.local.push((self.id, presence, expires));
+                entry.local.push((peer, expires));
                 true
             }
         };
@@ -272,7 +277,7 @@ impl Drop for Member {
         };
         entry.sockets -= 1;
         let listed = entry.local.len();
-        entry.local.retain(|(id, ..)| *id != self.id);
+        entry.local.retain(|(peer, _)| peer.id != self.id);
         if entry.local.len() != listed {
             presences.schedule(&mut lists, self.list, true);
         } else if entry.sockets == 0 && entry.remote.is_empty() && !entry.pending {
@@ -284,7 +289,7 @@ impl Drop for Member {
 /// The `presence` message of a list's whole set: this node's members first, then
 /// the other nodes', the first [`MAX_LISTED_PEERS`] of them listed.
 fn message(list: Uid, entry: &ListPresence) -> Utf8Bytes {
-    let local = entry.local.iter().map(|(id, p, _)| p.as_peer(*id));
+    let local = entry.local.iter().map(|(peer, _)| peer.clone());
     let remote = entry
         .remote
         .values()
