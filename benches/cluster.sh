@@ -130,7 +130,7 @@ INSERT INTO bare_nodes (uid, list_uid, kind, version, state)
 SELECT 'n-' || c || '-' || g, 'bare', 'todo', nextval('bare_version'),
        repeat(md5(random()::text), 14)
 FROM $from
-ON CONFLICT (uid) DO UPDATE SET kind = excluded.kind, version = excluded.version,
+ON CONFLICT (uid, list_uid) DO UPDATE SET kind = excluded.kind, version = excluded.version,
                                 state = excluded.state;
 COMMIT;
 SQL
