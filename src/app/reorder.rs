@@ -97,9 +97,7 @@ pub fn on_item_key(uid: Uid, ev: &leptos::ev::KeyboardEvent) {
         return;
     };
     ev.prevent_default();
-    let focused = focused_element();
-    reorder.step(uid, up);
-    keep_focus(focused);
+    keeping_focus(|| reorder.step(uid, up));
 }
 
 /// The drag handle of an item, and the drop handling of its `li`.
@@ -173,23 +171,14 @@ fn mark_drag(ev: &leptos::ev::DragEvent, uid: Uid) {
     let _ = (ev, uid);
 }
 
-#[cfg(feature = "hydrate")]
-type Focused = Option<web_sys::Element>;
-#[cfg(not(feature = "hydrate"))]
-type Focused = ();
-
-fn focused_element() -> Focused {
+/// Runs `f` (which moves an item) and gives the focus back to what had it: the
+/// browser drops the focus of an element that is moved in the document.
+fn keeping_focus(f: impl FnOnce()) {
     #[cfg(feature = "hydrate")]
-    {
-        web_sys::window()
-            .and_then(|w| w.document())
-            .and_then(|d| d.active_element())
-    }
-}
-
-/// Focus back on what had it before the item moved (the browser drops the focus
-/// of an element that is moved in the document).
-fn keep_focus(focused: Focused) {
+    let focused = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.active_element());
+    f();
     #[cfg(feature = "hydrate")]
     request_animation_frame(move || {
         use wasm_bindgen::JsCast;
@@ -197,6 +186,4 @@ fn keep_focus(focused: Focused) {
             let _ = el.focus();
         }
     });
-    #[cfg(not(feature = "hydrate"))]
-    let _ = focused;
 }
