@@ -39,7 +39,12 @@ impl UndoState {
         self.refresh();
     }
 
+    /// Shows the stacks' state; a note of an earlier undo goes once anything else
+    /// happened.
     fn refresh(&self) {
+        if self.note.get_untracked().is_some() {
+            self.note.set(None);
+        }
         let history = lock(&self.history);
         let (undo, redo) = (history.can_undo(), history.can_redo());
         drop(history);
