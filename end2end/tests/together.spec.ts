@@ -233,13 +233,20 @@ test("Alt+Up/Down and drag reorder todos and headings, the same for both and aft
 
   await todo(a, "c").focus();
   await a.keyboard.press("Alt+ArrowUp");
-  await a.keyboard.press("Alt+ArrowUp"); // the item keeps the focus
+  await a.keyboard.press("Alt+ArrowUp"); // at once: the item keeps the focus
   await expect.poll(() => shown(a)).toEqual([t("c"), t("a"), t("b"), t("# Dairy")]);
+  await expect(todo(a, "c")).toBeFocused();
   await a.keyboard.press("Alt+ArrowDown");
+  await expect.poll(() => shown(a)).toEqual([t("a"), t("c"), t("b"), t("# Dairy")]);
   await item(a, "Dairy").focus();
-  await a.keyboard.press("Alt+ArrowUp");
-  await a.keyboard.press("Alt+ArrowUp");
-  await a.keyboard.press("Alt+ArrowUp");
+  for (const want of [
+    [t("a"), t("c"), t("# Dairy"), t("b")],
+    [t("a"), t("# Dairy"), t("c"), t("b")],
+    [t("# Dairy"), t("a"), t("c"), t("b")],
+  ]) {
+    await a.keyboard.press("Alt+ArrowUp");
+    await expect.poll(() => shown(a)).toEqual(want);
+  }
   await everywhere(a, b, browser, id, [t("# Dairy"), t("a"), t("c"), t("b")]);
 
   // Drag by the handle: down puts it after the target, up before.

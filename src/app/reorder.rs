@@ -172,7 +172,10 @@ fn mark_drag(ev: &leptos::ev::DragEvent, uid: Uid) {
 }
 
 /// Runs `f` (which moves an item) and gives the focus back to what had it: the
-/// browser drops the focus of an element that is moved in the document.
+/// browser drops the focus of an element that is moved in the document, and a key
+/// pressed meanwhile would go nowhere. The list re-renders in tasks queued by the
+/// move, so a task queued after them finds the element in its new place; the next
+/// animation frame checks again.
 fn keeping_focus(f: impl FnOnce()) {
     #[cfg(feature = "hydrate")]
     let focused = web_sys::window()
@@ -180,10 +183,23 @@ fn keeping_focus(f: impl FnOnce()) {
         .and_then(|d| d.active_element());
     f();
     #[cfg(feature = "hydrate")]
-    request_animation_frame(move || {
-        use wasm_bindgen::JsCast;
-        if let Some(el) = focused.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+    if let Some(el) = focused {
+        let again = el.clone();
+        leptos::task::spawn_local(async move { refocus(&el) });
+        request_animation_frame(move || refocus(&again));
+    }
+}
+
+/// Focuses `el` unless it has the focus.
+#[cfg(feature = "hydrate")]
+fn refocus(el: &web_sys::Element) {
+    use wasm_bindgen::JsCast;
+    let active = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.active_element());
+    if active.as_ref() != Some(el) {
+        if let Some(el) = el.dyn_ref::<web_sys::HtmlElement>() {
             let _ = el.focus();
         }
-    });
+    }
 }
