@@ -1,7 +1,9 @@
 //! The components that show one node of a list: a todo (TodoMVC's item) and a section
 //! heading. Each is a view in the view tree, reads only its own fields' signals (so
 //! it re-renders only when they change), and keeps "being edited" as local-only
-//! state that never leaves this tab.
+//! state that never leaves this tab. Each has a drag handle and takes Alt+↑/↓
+//! ([`super::reorder`]) and shows its "your change was replaced" notices
+//! ([`super::replaced`]).
 
 use leptos::{html::Input, prelude::*};
 use serde_json::json;
@@ -9,6 +11,8 @@ use serde_json::json;
 use super::{
     item_views::{text_limit, DONE_FIELD, TITLE_FIELD},
     presence::EditorMarker,
+    reorder::{drop_target, on_item_key, DragHandle},
+    replaced::ReplacedNotices,
     sync_client::SyncClient,
     text_field::TypedText,
     view_tree::use_view,
@@ -136,7 +140,9 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
     let completed: RwSignal<Value> = client.field(uid, DONE_FIELD).into();
     let done = move || completed.get() == Value::Bool(true);
     let editor = TitleEditor::new(&client, uid);
+    let notices = client.clone();
     let client = StoredValue::new(client);
+    let (drag_over, drop) = drop_target(uid);
     view! {
         <li
             class="todo"
@@ -144,6 +150,10 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
             class:editing=move || editor.is_editing()
             data-uid=uid.to_string()
             data-view=view.dom_uid()
+            tabindex="0"
+            on:keydown=move |ev| on_item_key(uid, &ev)
+            on:dragover=drag_over
+            on:drop=drop
         >
             <div class="view">
                 <input
@@ -161,6 +171,7 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
                 <label on:dblclick=move |_| editor.start()>
                     {move || text(&editor.title.get())}
                 </label>
+                <DragHandle uid />
                 <button
                     class="destroy"
                     aria-label="Delete"
@@ -169,6 +180,7 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
                 <EditorMarker client=client.get_value() uid />
             </div>
             {editor.field()}
+            <ReplacedNotices client=notices uid />
         </li>
     }
 }
@@ -178,16 +190,23 @@ pub fn TodoItem(client: SyncClient, uid: Uid) -> impl IntoView {
 pub fn SectionItem(client: SyncClient, uid: Uid) -> impl IntoView {
     let view = use_view("section", Some((uid, "section".into())));
     let editor = TitleEditor::new(&client, uid);
+    let notices = client.clone();
     let client = StoredValue::new(client);
+    let (drag_over, drop) = drop_target(uid);
     view! {
         <li
             class="section"
             class:editing=move || editor.is_editing()
             data-uid=uid.to_string()
             data-view=view.dom_uid()
+            tabindex="0"
+            on:keydown=move |ev| on_item_key(uid, &ev)
+            on:dragover=drag_over
+            on:drop=drop
         >
             <div class="view">
                 <h2 on:dblclick=move |_| editor.start()>{move || text(&editor.title.get())}</h2>
+                <DragHandle uid />
                 <button
                     class="destroy"
                     aria-label="Delete heading"
@@ -196,6 +215,7 @@ pub fn SectionItem(client: SyncClient, uid: Uid) -> impl IntoView {
                 <EditorMarker client=client.get_value() uid />
             </div>
             {editor.field()}
+            <ReplacedNotices client=notices uid />
         </li>
     }
 }

@@ -17,9 +17,11 @@ use super::{
     inspector::Inspector,
     item_views::{is_task, item_views, text_limit, AddItem, DONE_FIELD, TITLE_FIELD},
     presence::PresenceBar,
+    reorder::Reorder,
     status::StatusBadge,
     sync_client::SyncClient,
     text_field::TypedText,
+    undo::UndoBar,
     view_tree::{use_view, View},
 };
 use crate::model::{
@@ -223,19 +225,23 @@ impl Items {
         let tasks = self.tasks.get_untracked();
         let target = self.done.get_untracked() < tasks.len();
         self.client.with_value(|c| {
-            for uid in tasks {
-                let _ = c.set(uid, DONE_FIELD, json!(target));
-            }
+            c.as_one_action(|| {
+                for uid in tasks {
+                    let _ = c.set(uid, DONE_FIELD, json!(target));
+                }
+            })
         });
     }
 
     fn clear_completed(&self) {
         self.client.with_value(|c| {
-            for uid in self.tasks.get_untracked() {
-                if self.is_done(uid) {
-                    c.delete(uid);
+            c.as_one_action(|| {
+                for uid in self.tasks.get_untracked() {
+                    if self.is_done(uid) {
+                        c.delete(uid);
+                    }
                 }
-            }
+            })
         });
     }
 }
@@ -300,6 +306,7 @@ fn NewItem(client: SyncClient) -> impl IntoView {
 #[component]
 fn ItemList(items: Items) -> impl IntoView {
     let all_done = move || items.all_done();
+    provide_context(Reorder::new(items.client.get_value(), items.visible));
     view! {
         <main class="main" class:hidden=move || items.is_empty()>
             <input
@@ -363,6 +370,7 @@ fn BelowList(client: SyncClient, view: View) -> impl IntoView {
         <div class="below">
             <StatusBadge status />
             <PresenceBar client=client.clone() />
+            <UndoBar client=client.clone() />
             <button
                 class="toggle-inspector"
                 aria-pressed=move || show_inspector.get().to_string()

@@ -11,7 +11,9 @@
 //! * [`view_tree`] — views with UIDs, parents and children;
 //! * [`item_views`] — the registry from a node's kind to the component that shows it;
 //! * [`home`], [`list`], [`item`], [`status`], [`inspector`], [`errors`] — the pages
-//!   and their parts; [`text_field`] — a text field's limit and refusals.
+//!   and their parts; [`text_field`] — a text field's limit and refusals;
+//! * [`undo`] — this tab's undo and redo (stacks, keys, buttons); [`replaced`] — the
+//!   "your change was replaced" notices; [`reorder`] — moving items by drag or keys.
 
 pub mod api;
 #[cfg(feature = "hydrate")]
@@ -23,9 +25,12 @@ pub mod item;
 pub mod item_views;
 pub mod list;
 pub mod presence;
+pub mod reorder;
+pub mod replaced;
 pub mod status;
 pub mod sync_client;
 pub mod text_field;
+pub mod undo;
 pub mod view_tree;
 
 use leptos::prelude::*;

@@ -28,7 +28,7 @@ use crate::model::{
     registry,
     replica::Event,
     wire::{Change, PullPage},
-    ClientId, Model, ModelError, Node, Op, Placement, Replica, Uid, Value,
+    ClientId, Model, ModelError, Node, Op, Placement, Replica, Step, Uid, Value,
 };
 
 /// How the list is connected to the server, for the status badge.
@@ -93,11 +93,15 @@ struct Inner {
     changed: ArcTrigger,
     status: SyncStatus,
     presence: PresenceState,
+    /// This tab's undo and redo stacks.
+    undo: super::undo::UndoState,
+    /// Values of this tab that a concurrent write replaced, shown on their items.
+    notices: super::replaced::Notices,
     #[cfg(feature = "hydrate")]
     pub(crate) browser: super::browser::Session,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -133,6 +137,8 @@ impl SyncClient {
                 problem: ArcRwSignal::new(None),
             },
             presence: PresenceState::default(),
+            undo: Default::default(),
+            notices: Default::default(),
             #[cfg(feature = "hydrate")]
             browser: Default::default(),
         }))
@@ -211,6 +217,14 @@ impl SyncClient {
         super::browser::presence::rename(self, name);
         #[cfg(not(feature = "hydrate"))]
         self.0.presence.name.set(name);
+    /// This tab's undo and redo stacks.
+    pub fn undo_state(&self) -> &super::undo::UndoState {
+        &self.0.undo
+    }
+
+    /// The "your change was replaced" notices of this tab.
+    pub fn notices(&self) -> &super::replaced::Notices {
+        &self.0.notices
     }
 
     /// Starts syncing in the browser: localStorage, other tabs, the server. Idempotent;
@@ -305,7 +319,8 @@ impl SyncClient {
         value: &M,
     ) -> Result<Uid, ModelError> {
         let now = now_ms();
-        let (uid, op) = self.write(|r| r.create(parent, at, value, now))?;
+        let op = self.write_recorded(None, |r| r.create(parent, at, value, now).map(|c| c.1))?;
+        let uid = op.node();
         self.after_local_write(op);
         Ok(uid)
     }
@@ -329,7 +344,7 @@ impl SyncClient {
             return Ok(());
         }
         let now = now_ms();
-        let op = self.write(|r| r.set(uid, field, value, now))?;
+        let op = self.write_recorded(Some(uid), |r| r.set(uid, field, value, now))?;
         self.after_local_write(op);
         Ok(())
     }
@@ -337,7 +352,7 @@ impl SyncClient {
     /// Deletes a node (a tombstone: a concurrent edit elsewhere does not bring it back).
     pub fn delete(&self, uid: Uid) {
         let now = now_ms();
-        if let Ok(op) = self.write(|r| r.delete(uid, now)) {
+        if let Ok(op) = self.write_recorded(Some(uid), |r| r.delete(uid, now)) {
             self.after_local_write(op);
         }
     }
@@ -345,7 +360,7 @@ impl SyncClient {
     /// Moves a node under `parent` at `at`.
     pub fn move_to(&self, uid: Uid, parent: Uid, at: Placement) {
         let now = now_ms();
-        if let Ok(op) = self.write(|r| r.move_to(uid, parent, at, now)) {
+        if let Ok(op) = self.write_recorded(Some(uid), |r| r.move_to(uid, parent, at, now)) {
             self.after_local_write(op);
         }
     }
@@ -364,7 +379,27 @@ impl SyncClient {
         result
     }
 
-    fn after_local_write(&self, op: Op) {
+    /// A local write of `node` (`None` for a create) that undo can take back: the
+    /// step that does is recorded in this tab's history.
+    fn write_recorded(
+        &self,
+        node: Option<Uid>,
+        f: impl FnOnce(&mut Replica) -> Result<Op, ModelError>,
+    ) -> Result<Op, ModelError> {
+        let mut step = None;
+        let result = self.write(|r| {
+            let before = node.and_then(|n| r.node(n).cloned());
+            let op = f(r)?;
+            step = Step::of(&op, before.as_ref(), r.registry());
+            Ok(op)
+        });
+        if let Some(step) = step {
+            self.0.undo.record(step);
+        }
+        result
+    }
+
+    pub(crate) fn after_local_write(&self, op: Op) {
         #[cfg(feature = "hydrate")]
         super::browser::after_local_write(self, &op);
         #[cfg(not(feature = "hydrate"))]
@@ -425,6 +460,7 @@ impl SyncClient {
         let children = lock(&self.0.children);
         let mut pending_changed = false;
         let mut cursor_changed = false;
+        let mut replaced = Vec::new();
         // A page of 10,000 new items is 10,000 events under one parent: list each
         // parent's children once per dispatch, not once per event.
         let mut parents = std::collections::HashSet::new();
@@ -446,6 +482,7 @@ impl SyncClient {
                 }
                 Event::OutboxChanged => pending_changed = true,
                 Event::CursorChanged => cursor_changed = true,
+                Event::Replaced(r) => replaced.push(r.clone()),
             }
         }
         for parent in parents {
@@ -454,6 +491,7 @@ impl SyncClient {
         let pending = replica.pending();
         let synced_at = replica.cursor().synced_at_ms;
         drop((replica, fields, children));
+        self.0.notices.add(replaced, now_ms());
         if pending_changed && self.0.status.pending.get_untracked() != pending {
             self.0.status.pending.set(pending);
         }

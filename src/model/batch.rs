@@ -173,9 +173,24 @@ fn check_envelopes(req: &PushRequest) -> Result<u64, SyncError> {
         if op.seq <= previous {
             return Err(invalid("must increase within the batch"));
         }
+        check_replaces(op)?;
         previous = op.seq;
     }
     Ok(previous)
+}
+
+/// A `set` replaces a value written before it: its `replaces` stamp, if given, is
+/// below the op's own stamp.
+fn check_replaces(op: &Op) -> Result<(), SyncError> {
+    match &op.action {
+        Action::Set {
+            replaces: Some(replaces),
+            ..
+        } if *replaces >= op.stamp => Err(SyncError::MalformedRequest {
+            detail: format!("op {}: `replaces` must be below the op's stamp", op.seq),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The working state of one batch: copies of the nodes it wrote so far.
@@ -379,6 +394,34 @@ mod tests {
     }
 
     #[test]
+    fn a_set_replacing_a_value_not_older_than_itself_is_malformed() {
+        let mut s = Setup::new();
+        let (list, todo) = (s.list, Uid::new());
+        s.create(todo, "todo", Some(list), "Milk");
+        let at = |counter| Stamp {
+            wall_ms: NOW,
+            counter,
+            client: s.client,
+        };
+        let (older, same) = (at(1), at(2));
+        let set = |replaces| Action::Set {
+            node: todo,
+            field: "title".into(),
+            value: json!("Oat milk"),
+            replaces: Some(replaces),
+        };
+        s.op(set(older));
+        assert!(s.plan(0).is_ok());
+        s.ops.pop();
+        s.seq -= 1;
+        s.op(set(same));
+        assert!(matches!(
+            s.plan(0),
+            Err(SyncError::MalformedRequest { detail }) if detail.contains("replaces")
+        ));
+    }
+
+    #[test]
     fn a_fresh_list_with_items() {
         let mut s = Setup::new();
         let (list, todo) = (s.list, Uid::new());
@@ -388,6 +431,7 @@ mod tests {
                 node: todo,
                 field: "completed".into(),
                 value: json!(true),
+                replaces: None,
             });
         assert_eq!(nodes_to_load(&s.request()), [list, todo]);
         let plan = s.plan(0).unwrap();
@@ -544,6 +588,7 @@ mod tests {
             node,
             field: "completed".into(),
             value: json!(true),
+            replaces: None,
         };
         s.op(set(foreign));
         assert_eq!(s.plan(0), Err(SyncError::ForeignNode { node: foreign }));
@@ -612,6 +657,7 @@ mod tests {
             node: todo,
             field: "title".into(),
             value: json!(""),
+            replaces: None,
         });
         assert!(s.plan(1).is_err());
         assert!(!s.stored[&todo].node.is_deleted());
@@ -627,6 +673,7 @@ mod tests {
                 node: todo,
                 field: "title".into(),
                 value: json!("Oat milk"),
+                replaces: None,
             })
             .op(Action::Move {
                 node: todo,

@@ -11,6 +11,8 @@
 //! * [`op`] — the four ops (create, set, delete, move) and what each writes.
 //! * [`rules`] — the rules every write follows, shared by the server and replicas.
 //! * [`batch`] — the server's checks and merge of one pushed batch, shared with tests.
+//! * [`undo`] — undo and redo of a replica's own writes, as new writes.
+//! * [`replaced`] — telling a replica that a concurrent write discarded its value.
 //! * [`replica`] — the state of one list on a client: nodes, outbox, cursor, observers.
 //! * [`presence`] — who has a list open: what a client may say of itself.
 //! * [`wire`] — the protocol's messages; [`errors`] — its errors, declared once.
@@ -28,10 +30,12 @@ pub mod op;
 pub mod order;
 pub mod presence;
 pub mod registry;
+pub mod replaced;
 pub mod replica;
 pub mod rules;
 mod tagged;
 pub mod uid;
+pub mod undo;
 pub mod wire;
 
 #[cfg(test)]
@@ -44,8 +48,10 @@ pub use node::{Node, NodeDiff, Position, Register};
 pub use op::{Action, Op};
 pub use order::{OrderKey, OrderKeyError};
 pub use registry::{registry, FieldSpec, FieldType, Fields, KindInfo, Model, Registry, Value};
+pub use replaced::Replaced;
 pub use replica::{Cursor, Event, ModelError, ObserverId, Placement, Replica, SnapshotError};
 pub use uid::{ClientId, Uid, UidError};
+pub use undo::{History, Outcome, Skip, Step};
 pub use wire::{
     Change, ClientMessage, PullPage, PullRequest, PushAck, PushRequest, ServerMessage, SyncError,
 };

@@ -27,7 +27,8 @@
 //! ```
 //!
 //! `kind` and `pos` are `null` while unknown, `deleted` is `null` or the delete's
-//! stamp; a register is `{"v": value, "s": stamp}`. `parent` is `null` for the list
+//! stamp; a register is `{"v": value, "s": stamp}`, and a field written by a `set`
+//! that named the value it replaced also has `"r": stamp` (that value's stamp). `parent` is `null` for the list
 //! node itself.
 
 use std::cmp::Ordering;
@@ -40,13 +41,28 @@ use super::order::OrderKey;
 use super::registry::{Fields, Registry, Value};
 use super::uid::Uid;
 
-/// A last-writer-wins register: a value and the stamp of the write that set it.
+/// A last-writer-wins register: a value, the stamp of the write that set it and,
+/// for a field written by a `set`, the stamp of the value that write replaced as
+/// its writer saw it (`replaces`; see [`super::replaced`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Register<T> {
     #[serde(rename = "v")]
     pub value: T,
     #[serde(rename = "s")]
     pub stamp: Stamp,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Stamp>,
+}
+
+impl<T> Register<T> {
+    /// A register written by a write that names no value it replaced.
+    pub fn new(value: T, stamp: Stamp) -> Register<T> {
+        Register {
+            value,
+            stamp,
+            replaces: None,
+        }
+    }
 }
 
 /// Where a node sits: under which parent, at which order key among its siblings.
@@ -125,11 +141,13 @@ fn merge_register<T: Clone + PartialEq>(
     }
 }
 
-/// Last writer wins: the greater stamp, then the greater value.
+/// Last writer wins: the greater stamp, then the greater value, then the greater
+/// `replaces` (the last two only for forged or broken histories with tied stamps).
 fn later<T>(a: &Register<T>, b: &Register<T>, order: impl Fn(&T, &T) -> Ordering) -> bool {
     a.stamp
         .cmp(&b.stamp)
         .then_with(|| order(&a.value, &b.value))
+        .then_with(|| a.replaces.cmp(&b.replaces))
         .is_gt()
 }
 
@@ -264,7 +282,7 @@ mod tests {
 
     fn with_field(name: &str, value: Value, s: Stamp) -> Node {
         let mut n = Node::new(uid());
-        n.fields.insert(name.into(), Register { value, stamp: s });
+        n.fields.insert(name.into(), Register::new(value, s));
         n
     }
 
@@ -297,6 +315,7 @@ mod tests {
         n.kind = Some(Register {
             value: "todo".into(),
             stamp: stamp(1, 1),
+            replaces: None,
         });
         assert!(n.is_live());
         let mut tomb = Node::new(uid());
@@ -316,11 +335,13 @@ mod tests {
         a.kind = Some(Register {
             value: "todo".into(),
             stamp: stamp(5, 1),
+            replaces: None,
         });
         let mut b = Node::new(uid());
         b.kind = Some(Register {
             value: "section".into(),
             stamp: stamp(3, 1),
+            replaces: None,
         });
         let mut ab = a.clone();
         assert!(ab.merge(&b).kind);
@@ -345,6 +366,7 @@ mod tests {
         n.kind = Some(Register {
             value: "todo".into(),
             stamp: s,
+            replaces: None,
         });
         n.position = Some(Register {
             value: Position {
@@ -352,6 +374,7 @@ mod tests {
                 order: OrderKey::first(),
             },
             stamp: s,
+            replaces: None,
         });
         let json = serde_json::to_value(&n).unwrap();
         let st = s.to_string();

@@ -14,7 +14,8 @@
 //! {"client": "6f1c…", "seq": 1, "stamp": "1764160000000:0:6f1c…",
 //!  "op": "create", "node": "0b7f…", "kind": "todo", "parent": "5d1e…", "order": "a0",
 //!  "fields": {"title": "Milk", "completed": false}}
-//! {"client": "6f1c…", "seq": 2, "stamp": "…", "op": "set", "node": "0b7f…", "field": "completed", "value": true}
+//! {"client": "6f1c…", "seq": 2, "stamp": "…", "op": "set", "node": "0b7f…", "field": "completed", "value": true,
+//!  "replaces": "1764160000000:0:6f1c…"}
 //! {"client": "6f1c…", "seq": 3, "stamp": "…", "op": "move", "node": "0b7f…", "parent": "5d1e…", "order": "Zz"}
 //! {"client": "6f1c…", "seq": 4, "stamp": "…", "op": "delete", "node": "0b7f…"}
 //! ```
@@ -50,11 +51,16 @@ pub enum Action {
         order: OrderKey,
         fields: Fields,
     },
-    /// One field of an existing node.
+    /// One field of an existing node. `replaces` is the stamp of the value the
+    /// writer saw in the field when it wrote (optional: a writer may leave it out,
+    /// and then no "your change was replaced" notice is ever drawn from this write;
+    /// see [`super::replaced`]).
     Set {
         node: Uid,
         field: String,
         value: Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaces: Option<Stamp>,
     },
     /// A tombstone: the node and everything under it disappear for good.
     Delete { node: Uid },
@@ -81,6 +87,7 @@ macro_rules! action_from {
                 node: $slots.node()?,
                 field: $slots.field()?,
                 value: $slots.value()?,
+                replaces: $slots.replaces()?,
             },
             "delete" => Action::Delete {
                 node: $slots.node()?,
@@ -101,7 +108,7 @@ super::tagged::tagged_deserialize! {
         client: ClientId, seq: u64, stamp: Stamp,
         node: Uid, kind: String, order: OrderKey, fields: Fields, field: String, value: Value,
     }
-    optional { parent: Uid }
+    optional { parent: Uid, replaces: Stamp }
     build |tag, slots| {
         let action = action_from!(tag, slots);
         Ok(Op {
@@ -116,7 +123,7 @@ super::tagged::tagged_deserialize! {
 super::tagged::tagged_deserialize! {
     Action, tag = "op", expecting = "an op's action",
     required { node: Uid, kind: String, order: OrderKey, fields: Fields, field: String, value: Value }
-    optional { parent: Uid }
+    optional { parent: Uid, replaces: Stamp }
     build |tag, slots| Ok(action_from!(tag, slots))
 }
 
@@ -168,44 +175,37 @@ impl Op {
                 fields,
                 ..
             } => {
-                node.kind = Some(Register {
-                    value: kind.clone(),
-                    stamp,
-                });
-                node.position = Some(Register {
-                    value: Position {
-                        parent: *parent,
-                        order: order.clone(),
-                    },
-                    stamp,
-                });
+                node.kind = Some(Register::new(kind.clone(), stamp));
+                let position = Position {
+                    parent: *parent,
+                    order: order.clone(),
+                };
+                node.position = Some(Register::new(position, stamp));
                 node.fields = fields
                     .iter()
-                    .map(|(name, value)| {
-                        let register = Register {
-                            value: value.clone(),
-                            stamp,
-                        };
-                        (name.clone(), register)
-                    })
+                    .map(|(name, value)| (name.clone(), Register::new(value.clone(), stamp)))
                     .collect();
             }
-            Action::Set { field, value, .. } => {
+            Action::Set {
+                field,
+                value,
+                replaces,
+                ..
+            } => {
                 let register = Register {
                     value: value.clone(),
                     stamp,
+                    replaces: *replaces,
                 };
                 node.fields.insert(field.clone(), register);
             }
             Action::Delete { .. } => node.deleted = Some(stamp),
             Action::Move { parent, order, .. } => {
-                node.position = Some(Register {
-                    value: Position {
-                        parent: *parent,
-                        order: order.clone(),
-                    },
-                    stamp,
-                });
+                let position = Position {
+                    parent: *parent,
+                    order: order.clone(),
+                };
+                node.position = Some(Register::new(position, stamp));
             }
         }
         node
@@ -253,6 +253,17 @@ mod tests {
                 node,
                 field: "completed".into(),
                 value: json!(true),
+                replaces: None,
+            },
+            Action::Set {
+                node,
+                field: "title".into(),
+                value: json!("Oat milk"),
+                replaces: Some(Stamp {
+                    wall_ms: 9,
+                    counter: 2,
+                    client: ClientId::from_random_bytes([4; 16]),
+                }),
             },
             Action::Delete { node },
             Action::Move {

@@ -66,9 +66,9 @@ pub fn check_action(
             registry.check_create_identity(nodes.list(), *node, kind)?;
             registry.validate_parent(kind, parent_kind(nodes, *node, *parent)?)
         }
-        Action::Set { node, field, value } => {
-            registry.validate_field(existing_kind(nodes, *node)?, field, value)
-        }
+        Action::Set {
+            node, field, value, ..
+        } => registry.validate_field(existing_kind(nodes, *node)?, field, value),
         Action::Delete { node } => existing_kind(nodes, *node).map(drop),
         Action::Move { node, parent, .. } => {
             let kind = existing_kind(nodes, *node)?;
@@ -187,6 +187,7 @@ mod tests {
             node: milk,
             field: field.into(),
             value,
+            replaces: None,
         };
         let refused = [
             create(Uid::new(), "todo", Some(ghost), json!({"title": "x"})),

@@ -291,6 +291,7 @@ mod tests {
             Register {
                 value: json!(true),
                 stamp,
+                replaces: None,
             },
         );
         let change = Change { version: 42, node };

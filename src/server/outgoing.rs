@@ -107,6 +107,7 @@ mod tests {
                     counter: 0,
                     client: ClientId::new(),
                 },
+                replaces: None,
             },
         );
         Change { version, node }

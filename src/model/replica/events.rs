@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::Replica;
 use crate::model::node::Node;
+use crate::model::replaced::Replaced;
 use crate::model::uid::Uid;
 
 /// What visibly changed, for observers (views).
@@ -22,6 +23,9 @@ pub enum Event {
     OutboxChanged,
     /// The cursor moved.
     CursorChanged,
+    /// A value this replica wrote lost to a concurrent write of someone else
+    /// (see [`crate::model::replaced`]).
+    Replaced(Replaced),
 }
 
 /// Names a registered observer, to remove it.

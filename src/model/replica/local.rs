@@ -69,7 +69,14 @@ impl Replica {
         wall_ms: u64,
     ) -> Result<Op, ModelError> {
         let field = field.to_string();
-        self.apply_local(Action::Set { node, field, value }, wall_ms)
+        let replaces = None; // filled in by `apply_local`
+        let action = Action::Set {
+            node,
+            field,
+            value,
+            replaces,
+        };
+        self.apply_local(action, wall_ms)
     }
 
     /// Deletes a live node (and so hides everything under it).
@@ -96,8 +103,24 @@ impl Replica {
 
     /// Validates a local write, stamps and numbers it, merges it, queues it in the
     /// outbox and tells observers. The returned op is what other tabs may be sent.
-    pub fn apply_local(&mut self, action: Action, wall_ms: u64) -> Result<Op, ModelError> {
+    ///
+    /// A `set` names the stamp of the value it replaces here (`replaces`), whatever
+    /// the caller gave: only this replica knows what it saw.
+    pub fn apply_local(&mut self, mut action: Action, wall_ms: u64) -> Result<Op, ModelError> {
         self.check_local(&action)?;
+        if let Action::Set {
+            node,
+            field,
+            replaces,
+            ..
+        } = &mut action
+        {
+            *replaces = self
+                .nodes
+                .get(node)
+                .and_then(|n| n.fields.get(field.as_str()))
+                .map(|r| r.stamp);
+        }
         let op = Op {
             client: self.client(),
             seq: self.next_seq,

@@ -10,6 +10,7 @@ use super::{Cursor, Event, Replica};
 use crate::model::node::Node;
 use crate::model::op::Op;
 use crate::model::order::OrderKey;
+use crate::model::replaced::replaced_fields;
 use crate::model::uid::Uid;
 use crate::model::wire::Change;
 
@@ -125,6 +126,8 @@ impl Replica {
             }
         }
         describe_change(uid, &before, node, events);
+        let replaced = replaced_fields(self.clock.client(), &before, node);
+        events.extend(replaced.into_iter().map(Event::Replaced));
     }
 }
 

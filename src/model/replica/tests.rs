@@ -421,3 +421,42 @@ fn snapshot_errors() {
     value["client"] = json!(ClientId::new());
     assert!(matches!(load(&value), Err(SnapshotError::Corrupt { .. })));
 }
+
+#[test]
+fn concurrent_moves_converge_to_one_order() {
+    let list = Uid::new();
+    let mut one = Replica::new(list, ClientId::new());
+    let mut two = Replica::new(list, ClientId::new());
+    let mut uids = Vec::new();
+    for t in ["a", "b", "c", "d"] {
+        let (uid, op) = one.create(list, Placement::End, &todo(t), T).unwrap();
+        two.apply_op(&op);
+        uids.push(uid);
+    }
+    let [a, b, c, d] = uids[..] else {
+        unreachable!()
+    };
+    // Apart: one moves a to the end and c to the start; two moves d to the start
+    // and the same c after a.
+    let ops_one = [
+        one.move_to(a, list, Placement::End, T + 1).unwrap(),
+        one.move_to(c, list, Placement::Start, T + 2).unwrap(),
+    ];
+    let ops_two = [
+        two.move_to(d, list, Placement::Start, T + 1).unwrap(),
+        two.move_to(c, list, Placement::After(a), T + 3).unwrap(),
+    ];
+    assert_eq!(titles(&one), ["c", "b", "d", "a"]);
+    assert_eq!(titles(&two), ["d", "a", "c", "b"]);
+    // Together, in either order: one order, every move of a different node kept,
+    // and of c the later one (two's key, which was just after a's old place).
+    for op in &ops_two {
+        one.apply_op(op);
+    }
+    for op in ops_one.iter().rev() {
+        two.apply_op(op);
+    }
+    assert_eq!(one.children(list), two.children(list));
+    assert_eq!(titles(&one), ["d", "c", "b", "a"]);
+    assert_eq!(one.children(list), [d, c, b, a]);
+}

@@ -55,7 +55,11 @@ fn order_key() -> impl Strategy<Value = OrderKey> {
 fn register<T: std::fmt::Debug + Clone>(
     value: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = Register<T>> {
-    (value, stamp()).prop_map(|(value, stamp)| Register { value, stamp })
+    (value, stamp(), proptest::option::of(stamp())).prop_map(|(value, stamp, replaces)| Register {
+        value,
+        stamp,
+        replaces,
+    })
 }
 
 fn position() -> impl Strategy<Value = Position> {
@@ -112,11 +116,14 @@ fn op(list: Uid) -> impl Strategy<Value = Op> {
                 fields: [("title".to_string(), title)].into(),
             }
         ),
-        (node.clone(), value()).prop_map(|(node, value)| Action::Set {
-            node,
-            field: "title".into(),
-            value,
-        }),
+        (node.clone(), value(), proptest::option::of(stamp())).prop_map(
+            |(node, value, replaces)| Action::Set {
+                node,
+                field: "title".into(),
+                value,
+                replaces,
+            }
+        ),
         node.clone().prop_map(|node| Action::Delete { node }),
         (node, parent, order_key()).prop_map(|(node, parent, order)| Action::Move {
             node,
