@@ -210,7 +210,10 @@ test("two people edit one title at once: the loser sees the notice, Restore brin
 
   await expect(todo(a, "Buy milk")).toBeVisible();
   const notice = todo(a, "Buy milk").locator(".replaced");
-  await expect(notice).toContainText("Your title \u2018Buy oat milk\u2019 was replaced by someone else\u2019s \u2018Buy milk\u2019");
+  // The notice names B as B's presence shows it ("You: Guest 1234" on B's page).
+  const bName = ((await b.locator(".presence .rename").textContent()) ?? "").replace(/^You: /, "");
+  expect(bName).toMatch(/^Guest \d{4}$/);
+  await expect(notice).toContainText(`Your title \u2018Buy oat milk\u2019 was replaced by ${bName}\u2019s \u2018Buy milk\u2019`);
   await expect(b.locator(".replaced")).toHaveCount(0);
 
   await notice.locator(".restore").click();

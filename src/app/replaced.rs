@@ -82,10 +82,18 @@ impl Notices {
     }
 }
 
-/// Who wrote a value, as people should read it. Without presence there are no
-/// names yet: this is the seam where a display name will come from.
-pub fn writer_name(_client: ClientId) -> String {
-    "someone else".to_string()
+/// Who wrote a value, as people should read it: the display name of the person
+/// present on the list whose stamps carry `writer` (presence), or "someone else" for
+/// a writer who is not here (gone, or another tab that never said who it is).
+/// Tracked: a view using it follows presence.
+pub fn writer_name(client: &SyncClient, writer: ClientId) -> String {
+    client
+        .presence()
+        .others
+        .get()
+        .into_iter()
+        .find(|peer| peer.client == Some(writer))
+        .map_or_else(|| "someone else".to_string(), |peer| peer.name)
 }
 
 /// A field's value as shown in a notice.
@@ -100,13 +108,13 @@ fn shown_value(field: &str, value: &Value) -> String {
 
 /// The notice's sentence, e.g. "Your title 'Buy oat milk' was replaced by someone
 /// else's 'Buy milk'".
-pub fn notice_text(replaced: &Replaced) -> String {
+pub fn notice_text(replaced: &Replaced, writer: &str) -> String {
     let field = &replaced.field;
     format!(
         "Your {} {} was replaced by {}\u{2019}s {}",
         field_name(field),
         shown_value(field, &replaced.ours),
-        writer_name(replaced.by()),
+        writer,
         shown_value(field, &replaced.theirs),
     )
 }
@@ -135,9 +143,15 @@ pub fn ReplacedNotices(client: SyncClient, uid: Uid) -> impl IntoView {
                     })
                 };
                 let dismiss = move |_| client.with_value(|c| c.notices().remove(id));
+                // Follows presence: the name shows once the writer's presence is here.
+                let replaced = notice.replaced.clone();
+                let text = move || {
+                    let writer = client.with_value(|c| writer_name(c, replaced.by()));
+                    notice_text(&replaced, &writer)
+                };
                 view! {
                     <p class="replaced" role="status">
-                        <span class="replaced-text">{notice_text(&notice.replaced)}</span>
+                        <span class="replaced-text">{text}</span>
                         " \u{2014} "
                         <button class="restore" on:click=restore>"Restore"</button>
                         <button class="dismiss" aria-label="Dismiss" on:click=dismiss>"\u{00d7}"</button>
@@ -170,8 +184,8 @@ mod tests {
             their_stamp: stamp,
         };
         assert_eq!(
-            notice_text(&r),
-            "Your title \u{2018}Buy oat milk\u{2019} was replaced by someone else\u{2019}s \u{2018}Buy milk\u{2019}"
+            notice_text(&r, "Ada"),
+            "Your title \u{2018}Buy oat milk\u{2019} was replaced by Ada\u{2019}s \u{2018}Buy milk\u{2019}"
         );
     }
 }
