@@ -217,6 +217,8 @@ impl SyncClient {
         super::browser::presence::rename(self, name);
         #[cfg(not(feature = "hydrate"))]
         self.0.presence.name.set(name);
+    }
+
     /// This tab's undo and redo stacks.
     pub fn undo_state(&self) -> &super::undo::UndoState {
         &self.0.undo
