@@ -4,8 +4,9 @@
 // offline is in docs/RELIABILITY.md, "Offline".
 //
 // * Its cache is named after the build. A new build is a new script: it keeps the
-//   new build's files, takes over at once and deletes the older caches. It keeps a
-//   file only if the server says it is of this build (the build header).
+//   new build's files, takes over at once (for the next page load) and deletes the
+//   older caches. It keeps a file only if the server says it is of this build (the
+//   build header).
 // * Pages: network first, exactly as without it. Only when the server cannot be
 //   reached (or a proxy says it is down: 502, 503, 504) does the shell page answer;
 //   it starts the app from this device's copies.
@@ -37,7 +38,9 @@ async function keepBuild() {
   try {
     await Promise.all(
       KEPT.map(async (url) => {
-        const response = await fetch(url, { cache: "no-cache" });
+        // An address that names the build may come from the browser's HTTP cache
+        // (the page has just fetched it); any other is asked of the server again.
+        const response = await fetch(url, { cache: url.includes("?v=") ? "default" : "no-cache" });
         if (!response.ok || response.headers.get(BUILD_HEADER) !== BUILD) {
           throw new Error(`${url} is not of build ${BUILD}`);
         }
@@ -57,7 +60,8 @@ self.addEventListener("activate", (event) => {
         if (name.startsWith(PREFIX) && name !== CACHE) await caches.delete(name);
       }
       if (self.registration.navigationPreload) await self.registration.navigationPreload.enable();
-      await self.clients.claim();
+      // No clients.claim(): pages already open stay as they are (uncontrolled, their
+      // requests untouched); the worker answers from the next page load on.
     })(),
   );
 });
