@@ -29,10 +29,30 @@ pub mod server;
 #[cfg(feature = "loadgen")]
 pub mod loadgen;
 
-/// Entry point of the browser bundle: hydrates the server-rendered page.
+/// Entry point of the browser bundle on a server-rendered page: hydrates it, then
+/// registers the service worker that keeps the offline shell.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
+    app::browser::service_worker::register();
+}
+
+/// Entry point on the offline shell page (the service worker's answer when the
+/// server cannot be reached): renders the app in the browser, from this device's
+/// copies (`app::offline`).
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn mount() {
+    console_error_panic_hook::set_once();
+    app::offline::started_from_shell();
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
+        body.set_inner_html("");
+    }
+    leptos::mount::mount_to_body(app::App);
+    app::browser::service_worker::register();
 }

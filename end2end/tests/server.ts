@@ -61,10 +61,11 @@ function own(child: ChildProcess, url: string, dir: string): OwnServer {
   return { url, stop, kill: end("SIGKILL") };
 }
 
-/** Starts a server with `settings` (`TETHER_*` variables; a SQLite file of its own
- *  unless they name a `TETHER_DATABASE_URL`) and waits until it is healthy. */
+/** Starts a server with `settings` (`TETHER_*` variables; a free port unless they
+ *  name a `TETHER_ADDR`, a SQLite file of its own unless they name a
+ *  `TETHER_DATABASE_URL`) and waits until it is healthy. */
 export async function startServer(settings: Record<string, string>): Promise<OwnServer> {
-  const port = await freePort();
+  const addr = settings.TETHER_ADDR ?? `127.0.0.1:${await freePort()}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tether-e2e-own-"));
   const child = spawn(path.join(repo, "target", "debug", "tether"), [], {
     cwd: repo,
@@ -72,7 +73,7 @@ export async function startServer(settings: Record<string, string>): Promise<Own
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "",
-      TETHER_ADDR: `127.0.0.1:${port}`,
+      TETHER_ADDR: addr,
       TETHER_DATABASE_URL: `sqlite://${path.join(dir, "tether.db")}`,
       TETHER_SITE_ROOT: path.join(repo, "target", "site"),
       TETHER_LOG: "error",
@@ -80,7 +81,7 @@ export async function startServer(settings: Record<string, string>): Promise<Own
       ...settings,
     },
   });
-  return healthy(child, own(child, `http://127.0.0.1:${port}`, dir), `the server with ${JSON.stringify(settings)}`);
+  return healthy(child, own(child, `http://${addr}`, dir), `the server with ${JSON.stringify(settings)}`);
 }
 
 /** nginx in front of `nodes` as docs/DEPLOYMENT.md configures it (WebSocket upgrades,

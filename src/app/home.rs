@@ -1,9 +1,13 @@
 //! The home page: start a new list, open one from a pasted link, and "your lists" —
-//! the lists this browser has opened, each with its title and open items.
+//! the lists this browser has opened, newest first, each with its title, open items
+//! and writes not sent yet, and a way to forget one.
 //!
-//! "Your lists" lives in this browser's localStorage, so it is read after hydration;
-//! the server renders the page without it. A new list needs no server round trip:
-//! its UID is made here, and the list comes into being with its first write.
+//! "Your lists" lives in this browser's localStorage, so it is read after hydration
+//! (and again every few seconds, as other tabs send their writes); the server renders
+//! the page without it. It works the same offline. A new list needs no server round
+//! trip: its UID is made here, it counts as this device's at once (so it opens
+//! offline too), and it comes into being on the server with its first write.
+//! Forgetting a list with unsent writes asks first: they would be lost.
 
 use leptos::{html::Input, prelude::*};
 use leptos_meta::Title;
@@ -28,6 +32,53 @@ struct KnownList {
     uid: Uid,
     title: String,
     open: usize,
+    /// Writes made in this browser the server has not acknowledged yet.
+    pending: usize,
+}
+
+/// How often "your lists" is read again from localStorage.
+const REFRESH_MS: u64 = 2_000;
+
+/// This browser's lists, newest first (browser only; none on the server).
+fn read_lists() -> Vec<KnownList> {
+    #[cfg(feature = "hydrate")]
+    {
+        use super::browser::mirror;
+        mirror::known_lists()
+            .into_iter()
+            .map(|l| KnownList {
+                uid: l.uid,
+                title: l.title,
+                open: l.open,
+                pending: mirror::pending_count(l.uid),
+            })
+            .collect()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    Vec::new()
+}
+
+/// Makes list `uid` this device's: in "your lists", so it opens offline too.
+fn adopt_new_list(uid: Uid) {
+    #[cfg(feature = "hydrate")]
+    {
+        use super::browser::mirror;
+        let _ = mirror::remember_list(mirror::ListSummary {
+            uid,
+            title: String::new(),
+            open: 0,
+            opened_ms: crate::app::sync_client::now_ms(),
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = uid;
+}
+
+fn forget(uid: Uid) {
+    #[cfg(feature = "hydrate")]
+    super::browser::mirror::forget_list(uid);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = uid;
 }
 
 #[component]
@@ -36,17 +87,18 @@ pub fn HomePage() -> impl IntoView {
     let server = RwSignal::new(String::from("checking the server…"));
     let server_ok = RwSignal::new(false);
     Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
-        lists.set(
-            super::browser::mirror::known_lists()
-                .into_iter()
-                .map(|l| KnownList {
-                    uid: l.uid,
-                    title: l.title,
-                    open: l.open,
-                })
-                .collect(),
-        );
+        let refresh = move || {
+            let now = read_lists();
+            if lists.with_untracked(|l| *l != now) {
+                lists.set(now);
+            }
+        };
+        refresh();
+        if let Ok(handle) =
+            set_interval_with_handle(refresh, std::time::Duration::from_millis(REFRESH_MS))
+        {
+            on_cleanup(move || handle.clear());
+        }
         leptos::task::spawn_local(async move {
             match ping().await {
                 Ok(info) => {
@@ -82,7 +134,9 @@ pub fn HomePage() -> impl IntoView {
     };
     let new_list = move |ev: leptos::ev::MouseEvent| {
         ev.prevent_default();
-        navigate(&format!("/l/{}", Uid::new()), Default::default());
+        let uid = Uid::new();
+        adopt_new_list(uid);
+        navigate(&format!("/l/{uid}"), Default::default());
     };
 
     view! {
@@ -109,25 +163,83 @@ pub fn HomePage() -> impl IntoView {
                 <ul class="your-lists">
                     <For
                         each=move || lists.get()
-                        key=|l| (l.uid, l.title.clone(), l.open)
-                        children=|l| {
-                            let title = if l.title.is_empty() { "Untitled list".to_string() } else { l.title.clone() };
-                            view! {
-                                <li data-uid=l.uid.to_string()>
-                                    <a href=format!("/l/{}", l.uid)>{title}</a>
-                                    " "
-                                    <span class="open-count">
-                                        {if l.open == 1 { "1 open item".to_string() } else { format!("{} open items", l.open) }}
-                                    </span>
-                                </li>
-                            }
-                        }
+                        key=|l| (l.uid, l.title.clone(), l.open, l.pending)
+                        children=move |l| view! { <YourList list=l lists /> }
                     />
                 </ul>
             </Show>
             <p class="server-status" class:ok=move || server_ok.get()>{move || server.get()}</p>
         </section>
     }
+}
+
+/// One of "your lists": its link, counts, and "Forget" (which asks first when
+/// writes would be lost).
+#[component]
+fn YourList(list: KnownList, lists: RwSignal<Vec<KnownList>>) -> impl IntoView {
+    let KnownList {
+        uid,
+        title,
+        open,
+        pending,
+    } = list;
+    let title = if title.is_empty() {
+        "Untitled list".to_string()
+    } else {
+        title
+    };
+    let confirming = RwSignal::new(false);
+    let forget_now = move || {
+        forget(uid);
+        lists.update(|l| l.retain(|l| l.uid != uid));
+    };
+    view! {
+        <li data-uid=uid.to_string()>
+            <a href=format!("/l/{uid}")>{title}</a>
+            " "
+            <span class="open-count">
+                {if open == 1 { "1 open item".to_string() } else { format!("{open} open items") }}
+            </span>
+            " "
+            <span class="pending-count" data-count=pending.to_string()>
+                {match pending {
+                    0 => String::new(),
+                    1 => "1 change not sent yet".to_string(),
+                    n => format!("{n} changes not sent yet"),
+                }}
+            </span>
+            " "
+            <button
+                class="forget"
+                title="Remove this list from this device"
+                on:click=move |_| if pending == 0 { forget_now() } else { confirming.set(true) }
+            >
+                "Forget"
+            </button>
+            <Show when=move || confirming.get()>
+                <p class="forget-warning" role="alert">
+                    {forget_warning(pending)}
+                    " "
+                    <button class="forget-anyway" on:click=move |_| forget_now()>"Forget anyway"</button>
+                    " "
+                    <button class="keep" on:click=move |_| confirming.set(false)>"Keep it"</button>
+                </p>
+            </Show>
+        </li>
+    }
+}
+
+/// What forgetting a list with `pending` unsent writes would cost.
+fn forget_warning(pending: usize) -> String {
+    let (changes, have, them) = if pending == 1 {
+        ("change", "has", "it")
+    } else {
+        ("changes", "have", "them")
+    };
+    format!(
+        "{pending} {changes} made here {have} not reached the server yet: forgetting the list \
+         now deletes {them} for good. Open the list while online to send {them} first."
+    )
 }
 
 #[cfg(test)]

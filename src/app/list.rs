@@ -5,7 +5,8 @@
 //! `SsrMode::Async`, so the page is complete without JavaScript) and serialises it
 //! for hydration; the browser hydrates from exactly that, then starts the sync client
 //! (localStorage, other tabs, live socket). A list that was never written is simply
-//! empty: the first write creates it.
+//! empty: the first write creates it. Started from the offline shell (no server),
+//! the page shows this device's copy of the list, or says it has none.
 
 use leptos::{html::Input, prelude::*};
 use leptos_meta::Title;
@@ -16,6 +17,7 @@ use super::{
     errors::{BadListLink, NotFound},
     inspector::Inspector,
     item_views::{is_task, item_views, text_limit, AddItem, DONE_FIELD, TITLE_FIELD},
+    offline::{self, NotOnThisDevice},
     presence::PresenceBar,
     reorder::Reorder,
     status::StatusBadge,
@@ -107,8 +109,13 @@ async fn load_seed(list: Uid) -> Result<PullPage, SyncError> {
     }
 }
 
+/// Loads and shows the list; offline, a list this device has never opened gets a
+/// page saying so instead ([`super::offline`]).
 #[component]
 fn ListLoader(list: Uid, filter: Signal<Filter>) -> impl IntoView {
+    if offline::started_offline() && !offline::seen_here(list) {
+        return view! { <NotOnThisDevice list /> }.into_any();
+    }
     let seed = Resource::new(move || list, load_seed);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading the list…"</p> }>
@@ -128,6 +135,7 @@ fn ListLoader(list: Uid, filter: Signal<Filter>) -> impl IntoView {
             })}
         </Suspense>
     }
+    .into_any()
 }
 
 /// The TodoMVC list view: the header (title, new item), the items, the footer

@@ -6,6 +6,9 @@
 //! the same first frame.
 //!
 //! * [`api`] — the server functions (push, pull, ping);
+//! * [`boot`] — what starts the app in a page (this build's files, hydrate or
+//!   mount) and the offline shell page;
+//! * [`offline`] — the app started from the offline shell (no server page);
 //! * [`sync_client`] — one list's replica held in signals;
 //! * `browser` — localStorage mirror, other tabs, transport (hydrate only);
 //! * [`view_tree`] — views with UIDs, parents and children;
@@ -16,6 +19,7 @@
 //!   "your change was replaced" notices; [`reorder`] — moving items by drag or keys.
 
 pub mod api;
+pub mod boot;
 #[cfg(feature = "hydrate")]
 pub mod browser;
 pub mod errors;
@@ -24,6 +28,7 @@ pub mod inspector;
 pub mod item;
 pub mod item_views;
 pub mod list;
+pub mod offline;
 pub mod presence;
 pub mod reorder;
 pub mod replaced;
@@ -34,24 +39,29 @@ pub mod undo;
 pub mod view_tree;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     OptionalParamSegment, ParamSegment, SsrMode, StaticSegment,
 };
 
-/// The HTML document around the app (server side only renders it).
+/// The HTML document around the app (server side only renders it). The boot
+/// script names this build's files ([`boot`]).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_security_policy();
+    #[cfg(feature = "ssr")]
+    let build = boot::current_build();
+    #[cfg(not(feature = "ssr"))]
+    let build = String::new();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <AutoReload options />
+                <boot::BootHead build_id=build entry=boot::Entry::Hydrate />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <MetaTags />
             </head>
@@ -63,24 +73,29 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// The page's Content-Security-Policy: scripts only from here or with this
-/// response's nonce (the hydration script), wasm allowed, nothing framed.
+/// response's nonce (the boot script), wasm allowed, nothing framed.
 #[cfg(feature = "ssr")]
 fn set_security_policy() {
     use http::{header::CONTENT_SECURITY_POLICY, HeaderValue};
-    let nonce = leptos::nonce::use_nonce()
-        .map(|n| format!(" 'nonce-{n}'"))
-        .unwrap_or_default();
-    let policy = format!(
-        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{nonce}; \
-         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
-         object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    );
+    let nonce = leptos::nonce::use_nonce();
     if let (Some(response), Ok(value)) = (
         use_context::<leptos_axum::ResponseOptions>(),
-        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&security_policy(nonce.as_deref())),
     ) {
         response.insert_header(CONTENT_SECURITY_POLICY, value);
     }
+}
+
+/// The Content-Security-Policy of a page whose inline script carries `nonce`
+/// (the server-rendered pages and the offline shell page).
+#[cfg(feature = "ssr")]
+pub fn security_policy(nonce: Option<&str>) -> String {
+    let nonce = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{nonce}; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+         object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
 }
 
 /// The app: routes to the home page and to a list (with its filter).
@@ -88,7 +103,6 @@ fn set_security_policy() {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/tether.css" />
         <Title text="Tether" />
         <Router>
             <Routes fallback=|| view! { <errors::NotFound /> }>

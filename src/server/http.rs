@@ -38,6 +38,7 @@ use super::{
     memory::Trimmer,
     metrics,
     presence::Presences,
+    shell::{self, BuildId},
     store::{Store, StoreError},
     sync::Writer,
     AppState,
@@ -103,7 +104,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     })?;
 
     let leptos_options = LeptosOptions::builder()
-        .output_name("tether")
+        .output_name(crate::app::boot::OUTPUT_NAME)
         .site_root(config.site_root.display().to_string())
         .site_pkg_dir("pkg")
         .site_addr(addr)
@@ -116,6 +117,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .build();
     let state = AppState {
         leptos_options,
+        build: BuildId::of_site(&config.site_root),
         limiter: Limiter::new(
             config.sync.max_pushes_per_second,
             config.sync.max_sockets_per_client,
@@ -150,7 +152,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         })
         .await
     });
-    tracing::info!(%addr, store = state.db.backend(), "Tether is listening on http://{addr}");
+    tracing::info!(%addr, store = state.db.backend(), build = %state.build, "Tether is listening on http://{addr}");
     Ok(RunningServer {
         addr,
         state,
@@ -234,9 +236,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/new", get(new_list))
         .route("/api/live", get(live::upgrade))
-        .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .route("/sw.js", get(shell::service_worker))
+        .route(crate::app::boot::SHELL_PATH, get(shell::shell_page))
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(middleware::from_fn_with_state(state.clone(), limit_body))
+        .layer(middleware::from_fn_with_state(state.clone(), shell::mark_build))
         .layer(middleware::from_fn(security_headers))
         .layer(CompressionLayer::new())
         .layer(

@@ -16,6 +16,8 @@
 //! * [`outgoing`] — `changes` messages of bounded size for it.
 //! * [`memory`] — freed memory back to the kernel after sockets close.
 //! * [`http`] — the router, middleware, `/healthz`, start and graceful shutdown.
+//! * [`shell`] — the build id, the service worker (`/sw.js`) and the offline shell
+//!   page (`/shell`) it keeps.
 
 pub mod cluster;
 pub mod config;
@@ -27,6 +29,7 @@ pub mod memory;
 pub mod metrics;
 pub mod outgoing;
 pub mod presence;
+pub mod shell;
 pub mod store;
 pub mod sync;
 
@@ -42,6 +45,8 @@ pub use http::RunningServer;
 #[derive(Clone)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
+    /// Which build of the browser bundle this server serves.
+    pub build: shell::BuildId,
     pub config: Arc<Config>,
     pub db: store::Store,
     pub writer: sync::Writer,

@@ -7,8 +7,13 @@
 //! * `tether:outbox:<list>:<client>` — the ops one tab wrote and the server has not
 //!   acknowledged yet, saved synchronously on every write, so closing the tab loses
 //!   nothing; a tab that finds another tab's outbox with no live owner adopts it;
-//! * `tether:alive:<client>` — a tab's heartbeat, so others can tell it is gone;
-//! * `tether:lists` — "your lists": each list's title and open count, for the home page.
+//! * `tether:alive:<client>` — a tab's heartbeat, so others can tell it is gone
+//!   where the browser has no Web Locks (see `tabs::live_tabs`);
+//! * `tether:lists` — "your lists": each list's title and open count, for the home
+//!   page; a list in it counts as seen on this device (it opens offline).
+//!
+//! Pending writes come first: if an outbox cannot be saved for lack of room, the
+//! cached copy of its list (which the server also has) is dropped to make room.
 //!
 //! Every failure is a [`MirrorError`] the UI can show: storage full (quota
 //! exceeded), or a stored value that cannot be read (foreign or older format).
@@ -116,7 +121,8 @@ pub fn load_state(list: Uid) -> Result<Option<Replica>, MirrorError> {
     }
 }
 
-/// Saves the pending ops of one tab (removes the key when there are none).
+/// Saves the pending ops of one tab (removes the key when there are none). With
+/// storage full, the list's cached copy makes room for them.
 pub fn save_outbox(list: Uid, owner: ClientId, ops: &[Op]) -> Result<(), MirrorError> {
     let key = outbox_key(list, owner);
     if ops.is_empty() {
@@ -124,34 +130,62 @@ pub fn save_outbox(list: Uid, owner: ClientId, ops: &[Op]) -> Result<(), MirrorE
         return Ok(());
     }
     let json = serde_json::to_string(ops).map_err(|e| MirrorError::Unavailable(e.to_string()))?;
-    set_raw(&key, &json)
+    match set_raw(&key, &json) {
+        Err(MirrorError::Full) if get_raw(&state_key(list)).is_some() => {
+            LocalStorage::delete(state_key(list));
+            set_raw(&key, &json)
+        }
+        saved => saved,
+    }
 }
 
-/// Every stored outbox of `list` whose owner is not `me` and no longer alive.
-pub fn orphan_outboxes(list: Uid, me: ClientId, now_ms: u64) -> Vec<(ClientId, Vec<Op>)> {
+/// The stored outboxes of `list` by owner (unreadable ones are removed: nothing
+/// can be recovered from them).
+fn outboxes(list: Uid) -> Vec<(ClientId, Vec<Op>)> {
     let prefix = outbox_prefix(list);
-    let storage = LocalStorage::raw();
-    let len = storage.length().unwrap_or(0);
-    let keys: Vec<String> = (0..len)
-        .filter_map(|i| storage.key(i).ok().flatten())
-        .filter(|k| k.starts_with(&prefix))
-        .collect();
     let mut found = Vec::new();
-    for key in keys {
-        let Ok(owner) = ClientId::parse(&key[prefix.len()..]) else {
-            LocalStorage::delete(&key);
-            continue;
-        };
-        if owner == me || is_alive(owner, now_ms) {
-            continue;
-        }
-        match get_raw(&key).map(|t| serde_json::from_str::<Vec<Op>>(&t)) {
-            Some(Ok(ops)) => found.push((owner, ops)),
-            // Unreadable: nothing can be recovered from it.
+    for key in keys_starting(&prefix) {
+        let owner = ClientId::parse(&key[prefix.len()..]).ok();
+        let ops = get_raw(&key).and_then(|t| serde_json::from_str::<Vec<Op>>(&t).ok());
+        match (owner, ops) {
+            (Some(owner), Some(ops)) => found.push((owner, ops)),
             _ => LocalStorage::delete(&key),
         }
     }
     found
+}
+
+fn keys_starting(prefix: &str) -> Vec<String> {
+    let storage = LocalStorage::raw();
+    let len = storage.length().unwrap_or(0);
+    (0..len)
+        .filter_map(|i| storage.key(i).ok().flatten())
+        .filter(|k| k.starts_with(prefix))
+        .collect()
+}
+
+/// Every stored outbox of `list` whose owner is not `me` and not `alive`.
+pub fn orphan_outboxes(
+    list: Uid,
+    me: ClientId,
+    alive: impl Fn(ClientId) -> bool,
+) -> Vec<(ClientId, Vec<Op>)> {
+    outboxes(list)
+        .into_iter()
+        .filter(|(owner, _)| *owner != me && !alive(*owner))
+        .collect()
+}
+
+/// Writes to `list` made in this browser and not yet acknowledged, in all its tabs.
+pub fn pending_count(list: Uid) -> usize {
+    outboxes(list).iter().map(|(_, ops)| ops.len()).sum()
+}
+
+/// Whether this browser has list `list`: in "your lists", or a copy or writes of it.
+pub fn has_local_copy(list: Uid) -> bool {
+    known_lists().iter().any(|l| l.uid == list)
+        || get_raw(&state_key(list)).is_some()
+        || !keys_starting(&outbox_prefix(list)).is_empty()
 }
 
 /// Records that tab `client` is alive now.
@@ -164,7 +198,8 @@ pub fn forget_alive(client: ClientId) {
     LocalStorage::delete(alive_key(client));
 }
 
-fn is_alive(client: ClientId, now_ms: u64) -> bool {
+/// Whether tab `client` has beaten its heartbeat within [`ALIVE_MS`].
+pub fn is_alive(client: ClientId, now_ms: u64) -> bool {
     get_raw(&alive_key(client))
         .and_then(|t| t.parse::<u64>().ok())
         .is_some_and(|at| now_ms.saturating_sub(at) < ALIVE_MS)
@@ -190,7 +225,8 @@ pub fn remember_list(summary: ListSummary) -> Result<(), MirrorError> {
     set_raw(LISTS_KEY, &json)
 }
 
-/// Removes a list from "your lists" and its local copy.
+/// Removes a list from "your lists" with its local copy and its unsent writes (the
+/// home page asks first when there are any).
 pub fn forget_list(list: Uid) {
     let mut lists: Vec<ListSummary> = LocalStorage::get(LISTS_KEY).unwrap_or_default();
     lists.retain(|l| l.uid != list);
@@ -198,4 +234,7 @@ pub fn forget_list(list: Uid) {
         let _ = set_raw(LISTS_KEY, &json);
     }
     LocalStorage::delete(state_key(list));
+    for key in keys_starting(&outbox_prefix(list)) {
+        LocalStorage::delete(key);
+    }
 }

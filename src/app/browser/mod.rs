@@ -8,7 +8,8 @@
 //! * [`mirror`] — localStorage keys, load and save;
 //! * [`tabs`] — other tabs of the same list (BroadcastChannel);
 //! * [`presence`] — this tab's name and what it edits, said on the live socket;
-//! * [`transport`] — push, pull and the live socket, with backoff.
+//! * [`transport`] — push, pull and the live socket, with backoff;
+//! * [`service_worker`] — registers the worker that keeps the offline shell.
 //!
 //! Browser objects (sockets, channels, JS closures) are not `Send`, so they live in a
 //! thread-local table keyed by list; the [`Session`] inside the client holds only
@@ -16,6 +17,7 @@
 
 pub mod mirror;
 pub mod presence;
+pub mod service_worker;
 pub mod tabs;
 pub mod transport;
 
@@ -106,6 +108,7 @@ pub fn start(client: &SyncClient) {
         return;
     }
     let me = tab_client();
+    tabs::hold_life_lock(me);
     load_local(client, me);
     transport::measure_server_clock(client);
     tabs::join(client);
@@ -202,16 +205,27 @@ pub(crate) fn persist_outbox(client: &SyncClient, owner: ClientId) {
     }
 }
 
+/// Adopts the outboxes of this list's tabs that are gone (a few milliseconds after
+/// the call: asking the browser which tabs live is asynchronous).
 fn adopt_orphans(client: &SyncClient, me: ClientId) {
-    let orphans = mirror::orphan_outboxes(client.list(), me, now());
-    if orphans.is_empty() {
-        return;
-    }
-    for (_, ops) in orphans {
-        client.update_replica(|r| r.adopt_outbox(ops));
-    }
-    schedule_save(client);
-    transport::schedule_flush(client);
+    let client = client.clone();
+    leptos::task::spawn_local(async move {
+        let live = tabs::live_tabs().await;
+        let alive = |tab: ClientId| match &live {
+            Some(live) => live.contains(&tab),
+            None => mirror::is_alive(tab, now()),
+        };
+        let orphans = mirror::orphan_outboxes(client.list(), me, alive);
+        if orphans.is_empty() {
+            return;
+        }
+        for (_, ops) in orphans {
+            client.update_replica(|r| r.adopt_outbox(ops));
+        }
+        schedule_save(&client);
+        transport::schedule_flush(&client);
+        refresh_connection(&client);
+    });
 }
 
 /// Saves the replica and the list's summary soon (coalescing bursts of changes).
