@@ -27,21 +27,24 @@ async function seedFromElsewhere(page: Page, id: string, ...items: string[]) {
   await other.close();
 }
 
-test("localStorage full: the app says so and still syncs every change", async ({ page, browser }) => {
-  // Fill this origin's storage before the app starts.
-  await page.addInitScript(() => {
-    if (sessionStorage.getItem("filled")) return;
-    sessionStorage.setItem("filled", "1");
-    let chunk = "x".repeat(1 << 20);
-    let i = 0;
-    while (chunk.length > 0) {
-      try {
-        localStorage.setItem(`junk-${i++}`, chunk);
-      } catch {
-        chunk = chunk.slice(0, Math.floor(chunk.length / 2));
-      }
+/** Fills this origin's localStorage to the brim (runs in the page). */
+function fillLocalStorage() {
+  let chunk = "x".repeat(1 << 20);
+  let i = 0;
+  while (chunk.length > 0) {
+    try {
+      localStorage.setItem(`junk-${i++}`, chunk);
+    } catch {
+      chunk = chunk.slice(0, Math.floor(chunk.length / 2));
     }
-  });
+  }
+}
+
+test("localStorage full: the app says so and still syncs every change", async ({ page, browser }) => {
+  // Fill this origin's storage before the app starts (once: not again on reload).
+  await page.addInitScript(
+    `if (!sessionStorage.getItem("filled")) { sessionStorage.setItem("filled", "1"); (${fillLocalStorage})(); }`,
+  );
   const id = await openList(page);
   await addTodos(page, "kept in memory", "and sent");
   await expect(page.locator(".status .problem")).toContainText("storage is full");
@@ -50,6 +53,51 @@ test("localStorage full: the app says so and still syncs every change", async ({
   await openList(other, id);
   await expect(titles(other)).toHaveText(["kept in memory", "and sent"]);
   await other.context().close();
+});
+
+test("storage full while offline: the unsent write is kept before the list's cached copy, and reaches the server", async ({
+  page,
+  browser,
+}) => {
+  const id = await openList(page);
+  // A copy of a few KB, which makes room for a write when it goes.
+  const sent = [1, 2, 3, 4].map((n) => `already sent ${n} ${"·".repeat(400)}`);
+  await addTodos(page, ...sent);
+  await settled(page);
+  const stateKey = `tether:state:${id}`;
+  await expect.poll(() => page.evaluate((k) => localStorage.getItem(k) !== null, stateKey)).toBe(true);
+
+  // Offline, with this origin's storage filled to the brim: a new todo's outbox
+  // cannot be saved until the list's cached copy (which the server has) makes room.
+  const context = page.context();
+  await context.setOffline(true);
+  await expect(page.locator(".status")).toHaveAttribute("data-state", "offline");
+  await page.evaluate(fillLocalStorage);
+  await addTodos(page, "written offline");
+  await expect(page.locator(".status .problem")).toContainText("storage is full");
+  const outboxes = () =>
+    page.evaluate(
+      (prefix) =>
+        Object.keys(localStorage)
+          .filter((k) => k.startsWith(prefix))
+          .map((k) => localStorage.getItem(k))
+          .join(""),
+      `tether:outbox:${id}:`,
+    );
+  expect(await outboxes()).toContain("written offline");
+  expect(await page.evaluate((k) => localStorage.getItem(k), stateKey)).toBeNull();
+
+  // The tab closes with its write unsent; the next one, online, sends it once.
+  await page.close();
+  await context.setOffline(false);
+  const next = await context.newPage();
+  await openList(next, id);
+  await settled(next);
+  const noJs = await browser.newContext({ javaScriptEnabled: false });
+  const check = await noJs.newPage();
+  await check.goto(`/l/${id}`);
+  await expect(titles(check)).toHaveText([...sent, "written offline"]);
+  await noJs.close();
 });
 
 for (const [name, stored] of [
