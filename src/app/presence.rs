@@ -11,7 +11,7 @@ use leptos::{ev::KeyboardEvent, html::Input, prelude::*};
 
 use super::sync_client::SyncClient;
 use crate::model::{
-    presence::{color_for, initials, Peer, Presence},
+    presence::{initials, Peer, Presence},
     Uid,
 };
 
@@ -40,11 +40,7 @@ impl PresenceState {
     /// What this tab says of itself, once it has a name.
     pub fn presence(&self) -> Option<Presence> {
         let name = self.name.get_untracked();
-        (!name.is_empty()).then(|| Presence {
-            color: color_for(&name).to_string(),
-            name,
-            editing: self.editing.get_untracked(),
-        })
+        (!name.is_empty()).then(|| Presence::of(name, self.editing.get_untracked()))
     }
 }
 
@@ -128,12 +124,7 @@ fn NameField(
                 return;
             };
             let typed = field.value().trim().to_string();
-            let candidate = Presence {
-                color: color_for(&typed).to_string(),
-                name: typed.clone(),
-                editing: None,
-            };
-            if candidate.check().is_ok() {
+            if Presence::of(typed.clone(), None).check().is_ok() {
                 client.with_value(|c| c.set_display_name(typed));
                 renaming.set(false);
             }

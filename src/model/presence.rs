@@ -53,6 +53,16 @@ pub struct Peer {
 }
 
 impl Presence {
+    /// What a client named `name` says while editing `editing`: its colour is the
+    /// name's ([`color_for`]), so every browser shows one person alike.
+    pub fn of(name: String, editing: Option<Uid>) -> Presence {
+        Presence {
+            color: color_for(&name).to_string(),
+            name,
+            editing,
+        }
+    }
+
     /// Whether a server accepts it; `malformed_request` says why not.
     pub fn check(&self) -> Result<(), SyncError> {
         let refuse = |detail: String| Err(SyncError::MalformedRequest { detail });
