@@ -16,10 +16,12 @@ use serde_json::json;
 use super::{
     errors::{BadListLink, NotFound},
     inspector::Inspector,
-    item_views::{is_task, item_views, text_limit, AddItem, DONE_FIELD, TITLE_FIELD},
+    item_views::{item_views, text_limit, AddItem, DONE_FIELD, TITLE_FIELD},
     offline::{self, NotOnThisDevice},
     presence::PresenceBar,
     reorder::Reorder,
+    row_window::RowWindow,
+    rows::{Counts, Rows},
     status::StatusBadge,
     sync_client::SyncClient,
     text_field::TypedText,
@@ -166,72 +168,65 @@ pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
     }
 }
 
-/// The list's children as the view needs them: all of them, the tasks among them
-/// (kinds with a done flag, see [`super::item_views::DONE_FIELD`]), how many are
-/// done, and those the filter shows. Which kinds are tasks comes from the registry.
+/// The list's children as the view needs them: their rows (task or not, done or
+/// not; which kinds are tasks comes from the registry, see
+/// [`super::item_views::DONE_FIELD`]), the counts, and those the filter shows.
+/// All are plain passes over one signal of rows ([`super::rows`]).
 #[derive(Clone, Copy)]
 struct Items {
     client: StoredValue<SyncClient>,
-    children: RwSignal<Vec<Uid>>,
-    tasks: Memo<Vec<Uid>>,
-    done: Memo<usize>,
+    rows: RwSignal<Rows>,
+    counts: Memo<Counts>,
     visible: Memo<Vec<Uid>>,
 }
 
 impl Items {
     fn new(client: &SyncClient, filter: Signal<Filter>) -> Items {
-        let children: RwSignal<Vec<Uid>> = client.children(client.list()).into();
-        let client = StoredValue::new(client.clone());
-        let task = move |uid: &Uid| {
-            client
-                .with_value(|c| c.kind(*uid))
-                .is_some_and(|k| is_task(&k))
-        };
-        let done = move |uid: Uid| {
-            client.with_value(|c| c.field(uid, DONE_FIELD)).get() == Value::Bool(true)
-        };
-        let tasks = Memo::new(move |_| children.get().into_iter().filter(task).collect::<Vec<_>>());
+        let rows: RwSignal<Rows> = client.rows(client.list()).into();
         let visible = Memo::new(move |_| {
             let filter = filter.get();
-            children
-                .get()
-                .into_iter()
-                .filter(|uid| !task(uid) || filter.shows(done(*uid)))
-                .collect::<Vec<_>>()
+            rows.with(|rows| {
+                rows.iter()
+                    .filter(|row| !row.task || filter.shows(row.done))
+                    .map(|row| row.uid)
+                    .collect::<Vec<_>>()
+            })
         });
         Items {
-            client,
-            children,
-            tasks,
-            done: Memo::new(move |_| tasks.get().into_iter().filter(|u| done(*u)).count()),
+            client: StoredValue::new(client.clone()),
+            rows,
+            counts: Memo::new(move |_| rows.with(|rows| Counts::of(rows))),
             visible,
         }
     }
 
-    fn is_done(&self, uid: Uid) -> bool {
-        self.client.with_value(|c| c.field_value(uid, DONE_FIELD)) == Value::Bool(true)
-    }
-
-    fn total(&self) -> usize {
-        self.tasks.with(Vec::len)
-    }
-
     fn remaining(&self) -> usize {
-        self.total() - self.done.get()
+        self.counts.get().remaining()
     }
 
     fn all_done(&self) -> bool {
-        self.total() > 0 && self.done.get() == self.total()
+        let counts = self.counts.get();
+        counts.tasks > 0 && counts.done == counts.tasks
     }
 
     fn is_empty(&self) -> bool {
-        self.children.with(Vec::is_empty)
+        self.rows.with(|rows| rows.is_empty())
+    }
+
+    fn tasks(&self, done: Option<bool>) -> Vec<Uid> {
+        self.rows.with_untracked(|rows| {
+            rows.iter()
+                .filter(|row| row.task && done.is_none_or(|d| row.done == d))
+                .map(|row| row.uid)
+                .collect()
+        })
     }
 
     /// Marks every task done, or every task not done if all are.
     fn toggle_all(&self) {
-        let tasks = self.tasks.get_untracked();
-        let target = self.done.get_untracked() < tasks.len();
+        let counts = self.counts.get_untracked();
+        let target = counts.done < counts.tasks;
+        let tasks = self.tasks(Some(!target));
         self.client.with_value(|c| {
             c.as_one_action(|| {
                 for uid in tasks {
@@ -242,12 +237,11 @@ impl Items {
     }
 
     fn clear_completed(&self) {
+        let done = self.tasks(Some(true));
         self.client.with_value(|c| {
             c.as_one_action(|| {
-                for uid in self.tasks.get_untracked() {
-                    if self.is_done(uid) {
-                        c.delete(uid);
-                    }
+                for uid in done {
+                    c.delete(uid);
                 }
             })
         });
@@ -315,6 +309,7 @@ fn NewItem(client: SyncClient) -> impl IntoView {
 fn ItemList(items: Items) -> impl IntoView {
     let all_done = move || items.all_done();
     provide_context(Reorder::new(items.client.get_value(), items.visible));
+    let window = RowWindow::new(items.visible);
     view! {
         <main class="main" class:hidden=move || items.is_empty()>
             <input
@@ -326,9 +321,14 @@ fn ItemList(items: Items) -> impl IntoView {
                 on:change=move |_| items.toggle_all()
             />
             <label for="toggle-all">"Mark all as complete"</label>
-            <ul class="todo-list">
+            <ul
+                class="todo-list"
+                node_ref=window.list()
+                style:padding-top=move || window.pad_top()
+                style:padding-bottom=move || window.pad_bottom()
+            >
                 <For
-                    each=move || items.visible.get()
+                    each=move || window.rendered()
                     key=|uid| *uid
                     children=move |uid| item_views().render(items.client.get_value(), uid)
                 />
@@ -359,7 +359,7 @@ fn ListFooter(items: Items, filter: Signal<Filter>, list: Uid) -> impl IntoView 
             </ul>
             <button
                 class="clear-completed"
-                class:hidden=move || items.done.get() == 0
+                class:hidden=move || items.counts.get().done == 0
                 on:click=move |_| items.clear_completed()
             >
                 "Clear completed"

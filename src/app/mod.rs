@@ -16,7 +16,9 @@
 //! * [`home`], [`list`], [`item`], [`status`], [`inspector`], [`errors`] — the pages
 //!   and their parts; [`text_field`] — a text field's limit and refusals;
 //! * [`undo`] — this tab's undo and redo (stacks, keys, buttons); [`replaced`] — the
-//!   "your change was replaced" notices; [`reorder`] — moving items by drag or keys.
+//!   "your change was replaced" notices; [`reorder`] — moving items by drag or keys;
+//! * [`rows`] — a list's children as counts and filters need them; [`row_window`] —
+//!   long lists render only the rows near the viewport.
 
 pub mod api;
 pub mod boot;
@@ -32,6 +34,8 @@ pub mod offline;
 pub mod presence;
 pub mod reorder;
 pub mod replaced;
+pub mod row_window;
+pub mod rows;
 pub mod status;
 pub mod sync_client;
 pub mod text_field;

@@ -17,12 +17,16 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
 };
 
 use leptos::prelude::*;
 
 use super::presence::PresenceState;
+use super::rows::{affects_rows, rows_of, Rows};
 
 use crate::model::{
     registry,
@@ -88,6 +92,11 @@ struct Inner {
     events: Arc<Mutex<Vec<Event>>>,
     fields: Mutex<HashMap<(Uid, String), ArcRwSignal<Value>>>,
     children: Mutex<HashMap<Uid, ArcRwSignal<Vec<Uid>>>>,
+    rows: Mutex<HashMap<Uid, ArcRwSignal<Rows>>>,
+    /// Open [`SyncClient::batch`]es: while above 0, views are told nothing and local
+    /// writes wait in `batched` for the batch's end.
+    batch_depth: AtomicU32,
+    batched: Mutex<Vec<Op>>,
     local: Mutex<HashMap<(Uid, String), ArcRwSignal<Value>>>,
     /// Notified on every change: for views over the whole replica (inspector, counts).
     changed: ArcTrigger,
@@ -127,6 +136,9 @@ impl SyncClient {
             events,
             fields: Mutex::default(),
             children: Mutex::default(),
+            rows: Mutex::default(),
+            batch_depth: AtomicU32::new(0),
+            batched: Mutex::default(),
             local: Mutex::default(),
             changed: ArcTrigger::new(),
             status: SyncStatus {
@@ -289,6 +301,16 @@ impl SyncClient {
             .clone()
     }
 
+    /// A signal of a node's live children as rows (task, done), for counts and
+    /// filters over a long list ([`super::rows`]).
+    pub fn rows(&self, parent: Uid) -> ArcRwSignal<Rows> {
+        if let Some(signal) = lock(&self.0.rows).get(&parent) {
+            return signal.clone();
+        }
+        let signal = ArcRwSignal::new(self.with_replica(|r| rows_of(r, parent)));
+        lock(&self.0.rows).entry(parent).or_insert(signal).clone()
+    }
+
     /// A local-only value (never leaves this browser tab).
     pub fn local(&self, uid: Uid, key: &str) -> ArcRwSignal<Value> {
         lock(&self.0.local)
@@ -402,10 +424,34 @@ impl SyncClient {
     }
 
     pub(crate) fn after_local_write(&self, op: Op) {
+        if self.0.batch_depth.load(Ordering::SeqCst) > 0 {
+            lock(&self.0.batched).push(op);
+            return;
+        }
+        self.after_local_writes(&[op]);
+    }
+
+    fn after_local_writes(&self, ops: &[Op]) {
         #[cfg(feature = "hydrate")]
-        super::browser::after_local_write(self, &op);
+        super::browser::after_local_writes(self, ops);
         #[cfg(not(feature = "hydrate"))]
-        let _ = op;
+        let _ = ops;
+    }
+
+    /// Runs `f`, whose writes reach the views, the local copy and the server
+    /// together at its end: ten thousand writes (toggle all) then cost one update of
+    /// the views and one save of the outbox, not ten thousand.
+    pub fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.0.batch_depth.fetch_add(1, Ordering::SeqCst);
+        let result = f();
+        if self.0.batch_depth.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.dispatch();
+            let ops = std::mem::take(&mut *lock(&self.0.batched));
+            if !ops.is_empty() {
+                self.after_local_writes(&ops);
+            }
+        }
+        result
     }
 
     // ---- what arrives from elsewhere ----------------------------------------------
@@ -453,6 +499,9 @@ impl SyncClient {
 
     /// Turns the replica's queued events into signal updates, outside its lock.
     fn dispatch(&self) {
+        if self.0.batch_depth.load(Ordering::SeqCst) > 0 {
+            return;
+        }
         let events = std::mem::take(&mut *lock(&self.0.events));
         if events.is_empty() {
             return;
@@ -460,15 +509,20 @@ impl SyncClient {
         let replica = lock(&self.0.replica);
         let fields = lock(&self.0.fields);
         let children = lock(&self.0.children);
+        let rows = lock(&self.0.rows);
         let mut pending_changed = false;
         let mut cursor_changed = false;
         let mut replaced = Vec::new();
         // A page of 10,000 new items is 10,000 events under one parent: list each
         // parent's children once per dispatch, not once per event.
         let mut parents = std::collections::HashSet::new();
+        let mut row_parents = std::collections::HashSet::new();
         for event in &events {
             match event {
                 Event::FieldChanged { node, field } => {
+                    if affects_rows(field) {
+                        row_parents.extend(replica.node(*node).and_then(Node::parent));
+                    }
                     if let Some(signal) = fields.get(&(*node, field.clone())) {
                         let value = current_field(&replica, *node, field);
                         if signal.get_untracked() != value {
@@ -487,12 +541,15 @@ impl SyncClient {
                 Event::Replaced(r) => replaced.push(r.clone()),
             }
         }
-        for parent in parents {
-            refresh_children(&replica, &children, parent);
+        for parent in &parents {
+            refresh_children(&replica, &children, *parent);
+        }
+        for parent in parents.union(&row_parents) {
+            refresh_rows(&replica, &rows, *parent);
         }
         let pending = replica.pending();
         let synced_at = replica.cursor().synced_at_ms;
-        drop((replica, fields, children));
+        drop((replica, fields, children, rows));
         self.0.notices.add(replaced, now_ms());
         if pending_changed && self.0.status.pending.get_untracked() != pending {
             self.0.status.pending.set(pending);
@@ -513,6 +570,15 @@ fn refresh_children(
     if let Some(signal) = children.get(&parent) {
         let now = replica.children(parent);
         if signal.get_untracked() != now {
+            signal.set(now);
+        }
+    }
+}
+
+fn refresh_rows(replica: &Replica, rows: &HashMap<Uid, ArcRwSignal<Rows>>, parent: Uid) {
+    if let Some(signal) = rows.get(&parent) {
+        let now = rows_of(replica, parent);
+        if *signal.read_untracked() != now {
             signal.set(now);
         }
     }

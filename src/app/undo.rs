@@ -69,7 +69,7 @@ impl SyncClient {
     pub fn as_one_action(&self, f: impl FnOnce()) {
         let state = self.undo_state();
         *lock(&state.group) = Some(Vec::new());
-        f();
+        self.batch(f);
         let steps = lock(&state.group).take().unwrap_or_default();
         lock(&state.history).record(steps);
         state.refresh();
@@ -99,9 +99,7 @@ impl SyncClient {
         let Some(Outcome { ops, skipped }) = outcome else {
             return;
         };
-        for op in ops {
-            self.after_local_write(op);
-        }
+        self.batch(|| ops.into_iter().for_each(|op| self.after_local_write(op)));
         let note = skipped.first().map(|skip| self.skip_note(direction, skip));
         state.note.set(note);
     }

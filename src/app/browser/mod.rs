@@ -30,7 +30,7 @@ use std::{
 use wasm_bindgen::{prelude::Closure, JsCast};
 use web_sys::{BroadcastChannel, MessageEvent, WebSocket};
 
-use super::item_views::{is_task, DONE_FIELD};
+use super::rows::Counts;
 use super::sync_client::{Connection, SyncClient};
 use crate::model::{ClientId, Op, Uid};
 
@@ -182,10 +182,20 @@ fn follow_browser(client: &SyncClient, me: ClientId) {
     });
 }
 
-/// After a local write: save this tab's outbox now, tell the other tabs, push.
-pub fn after_local_write(client: &SyncClient, op: &Op) {
-    persist_outbox(client, op.client);
-    tabs::announce(client, op);
+/// After local writes: save their writers' outboxes now, tell the other tabs, push.
+pub fn after_local_writes(client: &SyncClient, ops: &[Op]) {
+    let mut owners: Vec<ClientId> = Vec::new();
+    for op in ops {
+        if !owners.contains(&op.client) {
+            owners.push(op.client);
+        }
+    }
+    for owner in owners {
+        persist_outbox(client, owner);
+    }
+    for op in ops {
+        tabs::announce(client, op);
+    }
     schedule_save(client);
     transport::schedule_flush(client);
     refresh_connection(client);
@@ -269,14 +279,7 @@ pub fn summary(client: &SyncClient) -> mirror::ListSummary {
         .get::<crate::model::kinds::List>(list)
         .map(|l| l.title)
         .unwrap_or_default();
-    let open = client
-        .with_replica(|r| r.children(list))
-        .into_iter()
-        .filter(|uid| {
-            client.kind(*uid).is_some_and(|k| is_task(&k))
-                && client.field_value(*uid, DONE_FIELD) != serde_json::Value::Bool(true)
-        })
-        .count();
+    let open = Counts::of(&client.rows(list).get_untracked()).remaining();
     mirror::ListSummary {
         uid: list,
         title,

@@ -23,13 +23,15 @@ use super::{with_handles, Session};
 use crate::{
     app::{api, sync_client::SyncClient},
     model::{
+        batch::Limits,
         wire::{Change, ClientMessage, PushAck, ServerMessage, SyncError},
         ClientId, Op, Uid,
     },
 };
 
-/// Ops pushed in one request at most.
-const MAX_BATCH: usize = 200;
+/// Ops pushed in one request at most: the server's default limit (a server with a
+/// lower one answers `too_many_ops` with its maximum, and the batch shrinks).
+const MAX_BATCH: usize = Limits::DEFAULT.max_ops_per_push;
 /// Attempts for a push refused because a node or parent is not on the server yet
 /// (another tab's create not pushed yet) before it counts as refused for good.
 const MISSING_NODE_ATTEMPTS: u32 = 8;
@@ -113,6 +115,7 @@ async fn flush(client: SyncClient) {
     let session = client.session();
     // Halved each time the server finds a batch too large, for this flush.
     let mut limit = MAX_BATCH;
+    let mut acked = Acked::default();
     loop {
         session.flush_again.store(false, Ordering::SeqCst);
         while let Some((owner, ops)) = client.next_batch(limit) {
@@ -120,6 +123,7 @@ async fn flush(client: SyncClient) {
             let error = match push(&client, owner, &ops).await {
                 Ok(ack) => {
                     acknowledged(&client, owner, &ack);
+                    acked.note(owner);
                     continue;
                 }
                 Err(error) => error,
@@ -127,6 +131,7 @@ async fn flush(client: SyncClient) {
             if let Some(smaller) = smaller_batch(&error, ops.len()) {
                 limit = smaller;
             } else if worth_retrying(session, &error) {
+                acked.persist(&client);
                 retry_later(&client, &error);
                 return;
             } else {
@@ -137,6 +142,7 @@ async fn flush(client: SyncClient) {
             break;
         }
     }
+    acked.persist(&client);
     session.flushing.store(false, Ordering::SeqCst);
     super::refresh_connection(&client);
 }
@@ -158,7 +164,28 @@ fn acknowledged(client: &SyncClient, owner: ClientId, ack: &PushAck) {
     session.retry_at_ms.store(0, Ordering::SeqCst);
     client.note_server_time(ack.server_time_ms);
     client.update_replica(|r| r.ack(owner, ack.acked_seq));
-    super::persist_outbox(client, owner);
+}
+
+/// Writers whose outboxes shrank by acknowledgements during a flush: saved once
+/// when it ends, not after every batch (a stored outbox rewritten after each of a
+/// hundred batches cost time quadratic in its length). Until then the stored outbox
+/// still holds acknowledged ops; sent again after a reload, the server acknowledges
+/// them without applying them twice (docs/PROTOCOL.md "Push").
+#[derive(Default)]
+struct Acked(Vec<ClientId>);
+
+impl Acked {
+    fn note(&mut self, owner: ClientId) {
+        if !self.0.contains(&owner) {
+            self.0.push(owner);
+        }
+    }
+
+    fn persist(&mut self, client: &SyncClient) {
+        for owner in self.0.drain(..) {
+            super::persist_outbox(client, owner);
+        }
+    }
 }
 
 /// The batch size to try after the server found a batch of `len` ops too large:
