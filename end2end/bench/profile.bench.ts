@@ -1,37 +1,72 @@
-// A CPU profile of the browser catch-up (no rendering), for finding hot spots:
+// CPU profiles of the browser with a 10,000-item list, for finding hot spots:
 // BENCH_PROFILE=1 npx playwright test -c playwright.bench.config.ts profile
-import { test, expect } from "@playwright/test";
+// writes target/bench/{catchup,load,typing}.cpuprofile (open in Chrome's DevTools).
+// Function names need the debug front end (`cargo leptos build --frontend-only`;
+// the release wasm has no name section); the costs are then a debug build's.
+import { test, expect, type Page, type BrowserContext } from "@playwright/test";
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
+import { pushCreates } from "../tests/seed";
 
 test.skip(!process.env.BENCH_PROFILE, "set BENCH_PROFILE=1 to profile");
 
-function orderKey(n: number): string {
-  const d = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  return "c" + d[Math.floor(n / 3844) % 62] + d[Math.floor(n / 62) % 62] + d[n % 62];
-}
-
-test("profile catch-up", async ({ page, context, baseURL }) => {
-  const list = randomUUID();
-  await page.goto(`/l/${list}/completed`);
-  await expect(page.locator(".status")).toHaveAttribute("data-state", "online", { timeout: 30_000 });
-  await context.setOffline(true);
-  const client = randomUUID();
-  const ms = Date.now();
-  for (let start = 0; start < 10000; start += 500) {
-    const ops = [];
-    for (let i = start; i < start + 500; i++)
-      ops.push({ client, seq: i + 1, stamp: `${ms}:${i}:${client}`, op: "create", node: randomUUID(), kind: "todo", parent: list, order: orderKey(i), fields: { title: `item ${i}`, completed: false } });
-    await fetch(`${baseURL}/api/push`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ list, client, ops }) });
-  }
+/** Profiles what `run` makes the page do into target/bench/<name>.cpuprofile. */
+async function profiled(context: BrowserContext, page: Page, name: string, run: () => Promise<void>) {
   const cdp = await context.newCDPSession(page);
   await cdp.send("Profiler.enable");
   await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
   await cdp.send("Profiler.start");
-  await context.setOffline(false);
-  await expect(page.locator(".todo-count strong")).toHaveText("10000", { timeout: 60_000 });
-  await expect(page.locator(".status")).toHaveAttribute("data-state", "online");
-  await page.waitForTimeout(500);
+  await run();
   const { profile } = await cdp.send("Profiler.stop");
-  fs.writeFileSync("/tmp/prof/catchup.cpuprofile", JSON.stringify(profile));
+  fs.mkdirSync("../target/bench", { recursive: true });
+  fs.writeFileSync(`../target/bench/${name}.cpuprofile`, JSON.stringify(profile));
+}
+
+const online = (page: Page) =>
+  expect(page.locator(".status")).toHaveAttribute("data-state", "online", { timeout: 60_000 });
+
+test("profile catch-up (nothing rendered)", async ({ page, context, baseURL }) => {
+  const list = randomUUID();
+  await page.goto(`/l/${list}/completed`);
+  await online(page);
+  await context.setOffline(true);
+  await pushCreates(baseURL!, list, 10_000);
+  await profiled(context, page, "catchup", async () => {
+    await context.setOffline(false);
+    await expect(page.locator(".todo-count strong")).toHaveText("10000", { timeout: 60_000 });
+    await online(page);
+    await page.waitForTimeout(500);
+  });
+});
+
+test("profile a fresh load", async ({ page, context, baseURL }) => {
+  const list = randomUUID();
+  await pushCreates(baseURL!, list, 10_000);
+  await page.goto("/");
+  await profiled(context, page, "load", async () => {
+    await page.goto(`/l/${list}`);
+    await online(page);
+    await page.waitForTimeout(300);
+  });
+});
+
+test("profile typing at the bottom of the list", async ({ page, context, baseURL }) => {
+  const list = randomUUID();
+  await pushCreates(baseURL!, list, 10_000);
+  await page.goto(`/l/${list}`);
+  await online(page);
+  await profiled(context, page, "typing", async () => {
+    await page.evaluate(async () => {
+      const frame = () => new Promise((r) => requestAnimationFrame(r));
+      window.scrollTo(0, document.documentElement.scrollHeight);
+      await frame();
+      const input = document.querySelector(".new-todo") as HTMLInputElement;
+      for (let i = 0; i < 10; i++) {
+        input.value = `typed ${i}`;
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+        input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+        await frame();
+      }
+    });
+  });
 });

@@ -26,7 +26,7 @@ use std::{
 use leptos::prelude::*;
 
 use super::presence::PresenceState;
-use super::rows::{affects_rows, rows_of, Rows};
+use super::rows::{affects_rows, rows_after, rows_of, Rows};
 
 use crate::model::{
     registry,
@@ -517,11 +517,14 @@ impl SyncClient {
         // parent's children once per dispatch, not once per event.
         let mut parents = std::collections::HashSet::new();
         let mut row_parents = std::collections::HashSet::new();
+        // Nodes whose row (kind, done flag) may have changed.
+        let mut touched = std::collections::HashSet::new();
         for event in &events {
             match event {
                 Event::FieldChanged { node, field } => {
                     if affects_rows(field) {
                         row_parents.extend(replica.node(*node).and_then(Node::parent));
+                        touched.insert(*node);
                     }
                     if let Some(signal) = fields.get(&(*node, field.clone())) {
                         let value = current_field(&replica, *node, field);
@@ -530,8 +533,9 @@ impl SyncClient {
                         }
                     }
                 }
-                Event::NodeAdded { parent, .. } | Event::NodeRemoved { parent, .. } => {
+                Event::NodeAdded { node, parent } | Event::NodeRemoved { node, parent } => {
                     parents.extend(*parent);
+                    touched.insert(*node);
                 }
                 Event::ChildrenChanged { parent } => {
                     parents.insert(*parent);
@@ -545,7 +549,7 @@ impl SyncClient {
             refresh_children(&replica, &children, *parent);
         }
         for parent in parents.union(&row_parents) {
-            refresh_rows(&replica, &rows, *parent);
+            refresh_rows(&replica, &rows, *parent, &|uid| touched.contains(&uid));
         }
         let pending = replica.pending();
         let synced_at = replica.cursor().synced_at_ms;
@@ -575,9 +579,14 @@ fn refresh_children(
     }
 }
 
-fn refresh_rows(replica: &Replica, rows: &HashMap<Uid, ArcRwSignal<Rows>>, parent: Uid) {
+fn refresh_rows(
+    replica: &Replica,
+    rows: &HashMap<Uid, ArcRwSignal<Rows>>,
+    parent: Uid,
+    touched: &impl Fn(Uid) -> bool,
+) {
     if let Some(signal) = rows.get(&parent) {
-        let now = rows_of(replica, parent);
+        let now = rows_after(replica, parent, &signal.read_untracked(), touched);
         if *signal.read_untracked() != now {
             signal.set(now);
         }
