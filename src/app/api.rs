@@ -43,6 +43,18 @@ impl FromServerFnError for SyncError {
             _ => SyncError::Internal,
         }
     }
+
+    /// Decodes an error answer as [`JsonEncoding`] would, but from text: the browser
+    /// then decodes a `SyncError` with the same JSON reader as the socket's `error`
+    /// message instead of a second copy for bytes (docs/BENCHMARKS.md, "bundle").
+    fn de(data: leptos::server_fn::Bytes) -> Self {
+        let decoded = std::str::from_utf8(&data)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()));
+        decoded.unwrap_or_else(|detail| {
+            Self::from_server_fn_error(ServerFnErrorErr::Deserialization(detail))
+        })
+    }
 }
 
 /// True while handling a request on the server (leptos_axum provides the response
