@@ -177,22 +177,16 @@ struct Tables<'a> {
 }
 
 impl<'a> Tables<'a> {
-    fn stamp(&mut self, stamp: Stamp) -> Packed {
+    fn client(&mut self, client: ClientId) -> usize {
         let clients = &mut self.clients;
-        let client = *self.client_at.entry(stamp.client).or_insert_with(|| {
-            clients.push(stamp.client);
+        *self.client_at.entry(client).or_insert_with(|| {
+            clients.push(client);
             clients.len() - 1
-        });
-        (stamp.wall_ms, stamp.counter, client)
+        })
     }
 
-    fn client(&mut self, client: ClientId) -> usize {
-        let packed = self.stamp(Stamp {
-            wall_ms: 0,
-            counter: 0,
-            client,
-        });
-        packed.2
+    fn stamp(&mut self, stamp: Stamp) -> Packed {
+        (stamp.wall_ms, stamp.counter, self.client(stamp.client))
     }
 
     fn name(&mut self, name: &'a str) -> usize {
