@@ -5,8 +5,8 @@
 //! milliseconds, so it never runs inside the change that asks for it: a save waits
 //! until at least [`SAVE_EVERY_MS`] after the previous one (a burst of changes, such
 //! as typing or a catch-up, is saved once a second at most), then until the page is
-//! idle (`requestIdleCallback`, at most [`IDLE_TIMEOUT_MS`] later; a browser
-//! without it saves when the timer fires). The page being hidden saves at once
+//! idle (`requestIdleCallback`, at most [`IDLE_TIMEOUT_MS`] later, which a timer
+//! makes sure of; a browser without it saves when the first timer fires). The page being hidden saves at once
 //! (`save_now`, from `pagehide`).
 //!
 //! Pending writes do not wait for any of this: each tab's outbox is saved
@@ -27,7 +27,7 @@ pub const SAVE_EVERY_MS: u64 = 1_000;
 const SAVE_AFTER_MS: u64 = 250;
 
 /// The longest a due save waits for the page to be idle.
-pub const IDLE_TIMEOUT_MS: u32 = 2_000;
+pub const IDLE_TIMEOUT_MS: u32 = 1_000;
 
 /// Saves the replica and the list's summary soon, when the page is idle
 /// (coalescing bursts of changes).
@@ -49,17 +49,28 @@ pub(crate) fn schedule_save(client: &SyncClient) {
     });
 }
 
-/// Resolves when the page is idle, `timeout_ms` at the latest; at once where the
-/// browser has no `requestIdleCallback`.
+/// Resolves when the page is idle, `timeout_ms` at the latest (a timer races the
+/// idle callback, which some pages never get); at once where the browser has no
+/// `requestIdleCallback`.
 async fn idle(timeout_ms: u32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let Some(window) = web_sys::window() else {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+            return;
+        };
         let options = web_sys::IdleRequestOptions::new();
         options.set_timeout(timeout_ms);
-        let asked =
-            web_sys::window().map(|w| w.request_idle_callback_with_options(&resolve, &options));
-        if !matches!(asked, Some(Ok(_))) {
+        if window
+            .request_idle_callback_with_options(&resolve, &options)
+            .is_err()
+        {
             let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+            return;
         }
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            &resolve,
+            i32::try_from(timeout_ms).unwrap_or(i32::MAX),
+        );
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
