@@ -27,7 +27,7 @@ pub const SAVE_EVERY_MS: u64 = 1_000;
 const SAVE_AFTER_MS: u64 = 250;
 
 /// The longest a due save waits for the page to be idle.
-pub const IDLE_TIMEOUT_MS: u32 = 1_000;
+pub const IDLE_TIMEOUT_MS: u32 = 300;
 
 /// Saves the replica and the list's summary soon, when the page is idle
 /// (coalescing bursts of changes).
