@@ -5,7 +5,7 @@
 //! * `tether:state:<list>` — the replica (nodes and cursor) as
 //!   [`Replica::to_json`] writes it (snapshot version 2, the compact layout;
 //!   version 1, written by older builds, is still read), saved by whichever tab made
-//!   or received a change, when the page is idle, once a second at most, and when
+//!   or received a change, when the page is idle, twice a second at most, and when
 //!   the page is hidden (`super::save`);
 //! * `tether:outbox:<list>:<client>` — the ops one tab wrote and the server has not
 //!   acknowledged yet, saved synchronously on every write, so closing the tab loses

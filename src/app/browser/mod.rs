@@ -8,7 +8,7 @@
 //! * [`mirror`] — localStorage keys, load and save;
 //! * [`tabs`] — other tabs of the same list (BroadcastChannel);
 //! * [`presence`] — this tab's name and what it edits, said on the live socket;
-//! * `save` — saving the local copy when the page is idle, once a second at most;
+//! * `save` — saving the local copy when the page is idle, twice a second at most;
 //! * [`transport`] — push, pull and the live socket, with backoff;
 //! * [`service_worker`] — registers the worker that keeps the offline shell.
 //!

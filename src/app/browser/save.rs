@@ -4,10 +4,10 @@
 //! Serialising a big list and writing it to localStorage takes tens of
 //! milliseconds, so it never runs inside the change that asks for it: a save waits
 //! until at least [`SAVE_EVERY_MS`] after the previous one (a burst of changes, such
-//! as typing or a catch-up, is saved once a second at most), then until the page is
+//! as typing or a catch-up, is saved twice a second at most), then until the page is
 //! idle (`requestIdleCallback`, at most [`IDLE_TIMEOUT_MS`] later, which a timer
-//! makes sure of; a browser without it saves when the first timer fires). The page being hidden saves at once
-//! (`save_now`, from `pagehide`).
+//! makes sure of; a browser without it saves when the first timer fires). The
+//! page being hidden saves at once (`save_now`, from `pagehide`).
 //!
 //! Pending writes do not wait for any of this: each tab's outbox is saved
 //! synchronously on every write (`super::persist_outbox`), so a copy saved a
@@ -21,7 +21,7 @@ use super::{mirror, now, report, summary, transport};
 use crate::app::sync_client::SyncClient;
 
 /// The shortest time from one save of the local copy to the next.
-pub const SAVE_EVERY_MS: u64 = 1_000;
+pub const SAVE_EVERY_MS: u64 = 500;
 
 /// The shortest wait before a save, so the changes of one burst are saved together.
 const SAVE_AFTER_MS: u64 = 250;
