@@ -2,8 +2,11 @@
 //! this browser knows.
 //!
 //! Keys (all under `tether:`):
-//! * `tether:state:<list>` — the replica (nodes and cursor), saved shortly after
-//!   every change by whichever tab made or received it;
+//! * `tether:state:<list>` — the replica (nodes and cursor) as
+//!   [`Replica::to_json`] writes it (snapshot version 2, the compact layout;
+//!   version 1, written by older builds, is still read), saved by whichever tab made
+//!   or received a change, when the page is idle, twice a second at most, and when
+//!   the page is hidden (`super::save`);
 //! * `tether:outbox:<list>:<client>` — the ops one tab wrote and the server has not
 //!   acknowledged yet, saved synchronously on every write, so closing the tab loses
 //!   nothing; a tab that finds another tab's outbox with no live owner adopts it;

@@ -8,6 +8,7 @@
 //! * [`mirror`] — localStorage keys, load and save;
 //! * [`tabs`] — other tabs of the same list (BroadcastChannel);
 //! * [`presence`] — this tab's name and what it edits, said on the live socket;
+//! * `save` — saving the local copy when the page is idle, twice a second at most;
 //! * [`transport`] — push, pull and the live socket, with backoff;
 //! * [`service_worker`] — registers the worker that keeps the offline shell.
 //!
@@ -17,6 +18,7 @@
 
 pub mod mirror;
 pub mod presence;
+mod save;
 pub mod service_worker;
 pub mod tabs;
 pub mod transport;
@@ -33,6 +35,8 @@ use web_sys::{BroadcastChannel, MessageEvent, WebSocket};
 use super::rows::Counts;
 use super::sync_client::{Connection, SyncClient};
 use crate::model::{ClientId, Op, Uid};
+use save::save_now;
+pub(crate) use save::schedule_save;
 
 /// Flags and counters of one list's browser session.
 #[derive(Default)]
@@ -54,6 +58,8 @@ pub struct Session {
     /// The last push failed with an answer (5xx, timeout) rather than no connection.
     pub(crate) server_trouble: AtomicBool,
     save_scheduled: AtomicBool,
+    /// When the local copy was last saved (0: not yet).
+    last_saved_ms: AtomicU64,
 }
 
 pub(crate) struct SocketHandles {
@@ -236,40 +242,6 @@ fn adopt_orphans(client: &SyncClient, me: ClientId) {
         transport::schedule_flush(&client);
         refresh_connection(&client);
     });
-}
-
-/// Saves the replica and the list's summary soon (coalescing bursts of changes).
-pub(crate) fn schedule_save(client: &SyncClient) {
-    if client.session().save_scheduled.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let client = client.clone();
-    leptos::task::spawn_local(async move {
-        transport::sleep(250).await;
-        save_now(&client);
-    });
-}
-
-fn save_now(client: &SyncClient) {
-    client
-        .session()
-        .save_scheduled
-        .store(false, Ordering::SeqCst);
-    let saved = client.with_replica(mirror::save_state);
-    match saved {
-        Ok(()) => {
-            // Storage works again: clear a "storage full" notice.
-            let problem = client.status().problem.clone();
-            if problem
-                .get_untracked()
-                .is_some_and(|p| p.contains("storage is full"))
-            {
-                problem.set(None);
-            }
-        }
-        Err(e) => report(client, &e),
-    }
-    let _ = mirror::remember_list(summary(client));
 }
 
 /// What "your lists" shows of this list.

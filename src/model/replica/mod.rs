@@ -14,8 +14,10 @@
 //! and updated on every merge, so listing a parent's children costs no scan.
 //!
 //! The whole replica (without observers) round-trips through JSON
-//! ([`Replica::to_json`]), which the browser keeps in localStorage so nothing queued
-//! is lost on a reload.
+//! ([`Replica::to_json`], a compact layout that writes each stamp, client id and
+//! name once where it repeats; see `snapshot`), which the browser keeps in
+//! localStorage so nothing queued is lost on a reload; copies in the previous
+//! layout are still read.
 //!
 //! One file per part: `local` (local writes), `merge` (what others wrote),
 //! `outbox`, `cursor`, `events` (observers), `snapshot` and `error` (why a local
@@ -46,7 +48,7 @@ pub use cursor::Cursor;
 pub use error::ModelError;
 pub use events::{Event, ObserverId};
 pub use local::Placement;
-pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT, SNAPSHOT_VERSION};
+pub use snapshot::{SnapshotError, OLDEST_READABLE_VERSION, SNAPSHOT_FORMAT, SNAPSHOT_VERSION};
 
 use events::Observer;
 

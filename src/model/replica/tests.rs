@@ -372,7 +372,7 @@ fn snapshot_round_trip() {
     assert!(back.outbox().iter().eq(r.outbox().iter()));
     let value: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["format"], "tether.replica");
-    assert_eq!(value["version"], 1);
+    assert_eq!(value["version"], 2);
 }
 
 #[test]
@@ -399,19 +399,19 @@ fn snapshot_errors() {
         load(&value),
         Err(SnapshotError::Older {
             found: 0,
-            current: 1
+            current: 2
         })
     );
-    value["version"] = json!(2);
+    value["version"] = json!(3);
     value["nodes"] = json!("a new layout");
     assert_eq!(
         load(&value),
         Err(SnapshotError::Newer {
-            found: 2,
-            current: 1
+            found: 3,
+            current: 2
         })
     );
-    value["version"] = json!(1);
+    value["version"] = json!(2);
     assert!(matches!(load(&value), Err(SnapshotError::Corrupt { .. })));
     value["nodes"] = json!([]);
     assert!(load(&value).is_ok());

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::support::config;
+use super::support::{config, v1_text};
 use crate::model::clock::Stamp;
 use crate::model::kinds::Todo;
 use crate::model::node::Node;
@@ -94,7 +94,8 @@ fn key() -> impl Strategy<Value = String> {
             "list", "client", "ops", "seq", "stamp", "op", "node", "kind", "parent", "order",
             "fields", "field", "value", "type", "after", "limit", "changes", "cursor", "more",
             "version", "uid", "pos", "v", "s", "deleted", "code", "error", "format", "clock",
-            "next_seq", "outbox", "nodes", "nonce", "server_time_ms",
+            "next_seq", "outbox", "nodes", "nonce", "server_time_ms", "clients", "names", "u",
+            "k", "km", "o", "p", "om", "f", "d", "q", "a", "n", "r",
         ])
         .prop_map(str::to_string),
         1 => "[a-z_]{0,8}",
@@ -128,6 +129,7 @@ fn samples() -> Vec<Value> {
     ];
     out.extend(ops.iter().map(|op| json!(op)));
     out.extend(serde_json::from_str::<Value>(&replica.to_json()));
+    out.extend(serde_json::from_str::<Value>(&v1_text(&replica)));
     out
 }
 

@@ -7,6 +7,7 @@ use proptest::test_runner::Config;
 
 use crate::model::node::Node;
 use crate::model::order::OrderKey;
+use crate::model::replica::Replica;
 use crate::model::uid::Uid;
 
 /// `PROPTEST_CASES` from the environment, else 1,000.
@@ -54,4 +55,21 @@ pub fn visible_tree(list: Uid, nodes: &BTreeMap<Uid, Node>) -> BTreeMap<Uid, Vec
         tree.insert(parent, uids);
     }
     tree
+}
+
+/// The same snapshot as the previous code wrote it (version 1), written here
+/// independently of the code that reads it.
+pub fn v1_text(r: &Replica) -> String {
+    serde_json::json!({
+        "format": "tether.replica",
+        "version": 1,
+        "list": r.list(),
+        "client": r.client(),
+        "clock": r.clock(),
+        "next_seq": r.next_seq(),
+        "cursor": r.cursor(),
+        "nodes": r.nodes().collect::<Vec<_>>(),
+        "outbox": r.outbox(),
+    })
+    .to_string()
 }
