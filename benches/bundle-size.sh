@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The browser bundle's size (docs/BENCHMARKS.md, "bundle"): the release wasm and js
 # of a site's pkg/ directory, raw, gzip -9 and brotli (when `brotli` is installed),
-# as a table and as target/bench/bundle.json. The target is 200 KB gzip in total.
+# as a table and as target/bench/bundle.json. The target is 250 KB gzip in total (issue 15).
 #
 #   benches/bundle-size.sh [PKG_DIR]     (default: target/site/pkg, after
 #                                         `cargo leptos build --release`)
@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 pkg=${1:-$root/target/site/pkg}
 out=${BENCH_OUT:-$root/target/bench}
 mkdir -p "$out"
-target_kb=200
+target_kb=250
 
 size() { wc -c <"$1" | tr -d ' '; }
 gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
