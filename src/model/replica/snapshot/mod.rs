@@ -82,7 +82,10 @@ impl Replica {
     }
 }
 
-/// What every snapshot version holds, decoded but not yet checked.
+/// What every snapshot version holds, decoded but not yet checked. Version 1 is
+/// exactly these fields in JSON (beside its header), so it decodes straight into
+/// them ([`v1`]).
+#[derive(Deserialize)]
 struct Parts {
     list: Uid,
     client: ClientId,
