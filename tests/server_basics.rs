@@ -111,6 +111,28 @@ async fn new_redirects_to_a_fresh_list() {
     server.stop().await;
 }
 
+/// Many list pages rendered at once all answer: reading the list's title for the
+/// page's `<title>` once panicked now and then ("no Arena is active") and dropped
+/// the response, 32 of 400 concurrent requests here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_pages_rendered_at_once_all_answer() {
+    let server = TestServer::start().await;
+    let api = &server.api;
+    let pages = (0..300).map(|_| {
+        let request = api.http.get(format!("{}/l/{}", api.base, Uid::new()));
+        async move {
+            let response = request.send().await.expect("an answer");
+            let status = response.status();
+            (status, response.text().await.unwrap_or_default())
+        }
+    });
+    for (status, body) in futures::future::join_all(pages).await {
+        assert_eq!(status, 200);
+        assert!(body.contains("<title>todos · Tether</title>"), "{body}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn other_api_paths_and_methods_are_not_the_protocol() {
     let server = TestServer::start().await;

@@ -153,7 +153,10 @@ pub fn ListView(client: SyncClient, filter: Signal<Filter>) -> impl IntoView {
         Effect::new(move |_| client.start());
     }
     let items = Items::new(&client, filter);
-    let list_title: RwSignal<Value> = client.field(list, TITLE_FIELD).into();
+    // Reference-counted, not an arena signal: the server renders the page's <title>
+    // after the body, outside the request's arena, where reading an arena signal
+    // panicked ("no Arena is active") and dropped the response.
+    let list_title = client.field(list, TITLE_FIELD);
     view! {
         <Title text=move || format!("{} · Tether", shown_title(&list_title.get())) />
         <section class="todoapp" data-view=view.dom_uid() data-list=list.to_string()>
