@@ -216,10 +216,11 @@ impl Items {
         self.rows.with(|rows| rows.is_empty())
     }
 
-    fn tasks(&self, done: Option<bool>) -> Vec<Uid> {
+    /// The tasks whose done flag is `done`.
+    fn tasks(&self, done: bool) -> Vec<Uid> {
         self.rows.with_untracked(|rows| {
             rows.iter()
-                .filter(|row| row.task && done.is_none_or(|d| row.done == d))
+                .filter(|row| row.task && row.done == done)
                 .map(|row| row.uid)
                 .collect()
         })
@@ -229,7 +230,7 @@ impl Items {
     fn toggle_all(&self) {
         let counts = self.counts.get_untracked();
         let target = counts.done < counts.tasks;
-        let tasks = self.tasks(Some(!target));
+        let tasks = self.tasks(!target);
         self.client.with_value(|c| {
             c.as_one_action(|| {
                 for uid in tasks {
@@ -240,7 +241,7 @@ impl Items {
     }
 
     fn clear_completed(&self) {
-        let done = self.tasks(Some(true));
+        let done = self.tasks(true);
         self.client.with_value(|c| {
             c.as_one_action(|| {
                 for uid in done {
