@@ -197,6 +197,10 @@ test("after a browser restart offline, a closed tab's write is pending at once a
     const reopened = again.pages()[0] ?? (await again.newPage());
     watchErrors(reopened, errors, ALLOWED);
     await reopened.goto(`/l/${id}`);
+    // A browser just started offline takes its time to start the page (1-2 s here
+    // on a quiet machine, more when the other worker is busy): the same allowance
+    // as every other page gets to hydrate, then the write is there at once.
+    await hydrated(reopened);
     await expect(titles(reopened)).toHaveText(["before", "while offline"]);
     await expect(pending(reopened)).toHaveAttribute("data-count", "1", { timeout: 2_000 });
     await expect(status(reopened)).toHaveAttribute("data-state", "offline");
