@@ -113,7 +113,9 @@ async fn new_redirects_to_a_fresh_list() {
 
 /// Many list pages rendered at once all answer: reading the list's title for the
 /// page's `<title>` once panicked now and then ("no Arena is active") and dropped
-/// the response, 32 of 400 concurrent requests here.
+/// the response, 32 of 400 concurrent requests here; and while another server of
+/// the process started, a few pages waited for their data forever (each server found
+/// the route list again, holding back every resource of the process meanwhile).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn list_pages_rendered_at_once_all_answer() {
     let server = TestServer::start().await;
@@ -121,12 +123,30 @@ async fn list_pages_rendered_at_once_all_answer() {
     let pages = (0..300).map(|_| {
         let request = api.http.get(format!("{}/l/{}", api.base, Uid::new()));
         async move {
-            let response = request.send().await.expect("an answer");
+            let response = within("a page", request.send()).await.expect("an answer");
             let status = response.status();
-            (status, response.text().await.unwrap_or_default())
+            (
+                status,
+                within("its body", response.text())
+                    .await
+                    .unwrap_or_default(),
+            )
         }
     });
-    for (status, body) in futures::future::join_all(pages).await {
+    // Other servers of this process start meanwhile, as in a parallel test run.
+    let answered = std::sync::atomic::AtomicBool::new(false);
+    let pages = async {
+        let answers = futures::future::join_all(pages).await;
+        answered.store(true, std::sync::atomic::Ordering::SeqCst);
+        answers
+    };
+    let others = async {
+        while !answered.load(std::sync::atomic::Ordering::SeqCst) {
+            TestServer::start().await.stop().await;
+        }
+    };
+    let (answers, ()) = tokio::join!(pages, others);
+    for (status, body) in answers {
         assert_eq!(status, 200);
         assert!(body.contains("<title>todos · Tether</title>"), "{body}");
     }

@@ -7,7 +7,11 @@
 //! to `/api/*` are capped in size and checked to be UTF-8 and not nested too deep
 //! before any decoding.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use axum::{
     body::{Body, BodyDataStream, Bytes},
@@ -21,7 +25,7 @@ use axum::{
 };
 use futures::StreamExt;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tower_http::{
     compression::CompressionLayer,
@@ -223,9 +227,20 @@ async fn wait_for_signal() {
     }
 }
 
+/// The app's routes, found once per process.
+///
+/// Finding them renders the app with every resource load held back, and that hold
+/// is one flag for the whole process (leptos_server's `IS_SUPPRESSING_RESOURCE_LOAD`):
+/// a second server starting in the same process (as in the test suites) made pages
+/// that other servers were rendering at that moment wait for their data forever.
+fn routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole router, with its state applied.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = routes();
     let context = {
         let state = state.clone();
         move || provide_context(state.clone())
