@@ -1,6 +1,6 @@
 // CPU profiles of the browser with a 10,000-item list, for finding hot spots:
 // BENCH_PROFILE=1 npx playwright test -c playwright.bench.config.ts profile
-// writes target/bench/{catchup,load,typing}.cpuprofile (open in Chrome's DevTools).
+// writes target/bench/{catchup,load,typing,scroll}.cpuprofile (open in Chrome's DevTools).
 // Function names need the debug front end (`cargo leptos build --frontend-only`;
 // the release wasm has no name section); the costs are then a debug build's.
 import { test, expect, type Page, type BrowserContext } from "@playwright/test";
@@ -66,6 +66,26 @@ test("profile typing at the bottom of the list", async ({ page, context, baseURL
         input.dispatchEvent(new Event("input", { bubbles: true }));
         input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
         await frame();
+      }
+    });
+  });
+});
+
+test("profile scrolling the whole list a viewport per frame", async ({ page, context, baseURL }) => {
+  const list = randomUUID();
+  await pushCreates(baseURL!, list, 10_000);
+  await page.goto(`/l/${list}`);
+  await online(page);
+  await profiled(context, page, "scroll", async () => {
+    await page.evaluate(async () => {
+      const frame = () => new Promise((r) => requestAnimationFrame(r));
+      window.scrollTo(0, 0);
+      await frame();
+      for (;;) {
+        const before = window.scrollY;
+        window.scrollBy(0, window.innerHeight);
+        await frame();
+        if (window.scrollY === before) break;
       }
     });
   });
