@@ -216,6 +216,43 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
+/// `tether --help` lists every configuration key and `--version` says the version,
+/// both without starting a server; any other argument is refused, not ignored.
+#[tokio::test]
+async fn the_binary_answers_help_and_version_and_refuses_other_arguments() {
+    let dir = TempDir::new();
+    let port = binary::free_port();
+    let run = |args: &'static [&'static str]| {
+        let mut command = binary::command(dir.path(), port);
+        command.args(args).stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        async move {
+            let (status, _) = binary::wait_exit(&mut child, Duration::from_secs(10)).await;
+            let out = binary::stdout(&mut child);
+            (status.code(), out, binary::stderr(&mut child))
+        }
+    };
+    let (code, help, _) = run(&["--help"]).await;
+    assert_eq!(code, Some(0), "{help}");
+    for named in [
+        "TETHER_DATABASE_URL",
+        "database.url",
+        "TETHER_MAX_OPS_PER_PUSH",
+        "1..=100000",
+        "TETHER_CONFIG",
+    ] {
+        assert!(help.contains(named), "{named} not in: {help}");
+    }
+    let (code, version, _) = run(&["--version"]).await;
+    assert_eq!(code, Some(0));
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+    let (code, _, refused) = run(&["--port", "80"]).await;
+    assert_eq!(code, Some(2), "{refused}");
+    assert!(refused.contains("--port"), "{refused}");
+    // None of them served.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
 #[tokio::test]
 async fn a_bad_configuration_stops_the_binary_with_the_key_named() {
     let dir = TempDir::new();

@@ -338,6 +338,25 @@ const KEYS: &[Key] = &[
 pub const CONFIG_PATH_ENV: &str = "TETHER_CONFIG";
 const DEFAULT_PATH: &str = "Leptos.toml";
 
+/// Every key, for `tether --help`: its environment variable, its place in the file,
+/// and the range of an integer.
+pub fn keys_help() -> String {
+    let mut help = format!(
+        "Configuration: {DEFAULT_PATH} (or the file {CONFIG_PATH_ENV} names), then the \
+         environment; every key has a default (docs/DEPLOYMENT.md):\n"
+    );
+    for key in KEYS {
+        let range = match &key.apply {
+            Apply::Integer { range, .. } => format!("{}..={}", range.start(), range.end()),
+            Apply::Custom(_) => String::new(),
+        };
+        let line = format!("  {:<34}{:<32}{range}", key.env, key.path);
+        help.push_str(line.trim_end());
+        help.push('\n');
+    }
+    help
+}
+
 impl Config {
     /// Loads the configuration the way the server does at start: the file named by
     /// `TETHER_CONFIG` (which must then exist) or `./Leptos.toml` (optional), then

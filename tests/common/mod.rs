@@ -814,9 +814,19 @@ pub mod binary {
 
     /// Everything the child wrote to stderr (after it exited).
     pub fn stderr(child: &mut Child) -> String {
+        read_all(child.stderr.take())
+    }
+
+    /// Everything the child wrote to stdout (after it exited; only when the command
+    /// piped it: `command` sends it nowhere).
+    pub fn stdout(child: &mut Child) -> String {
+        read_all(child.stdout.take())
+    }
+
+    fn read_all(pipe: Option<impl std::io::Read>) -> String {
         let mut text = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            std::io::Read::read_to_string(&mut pipe, &mut text).unwrap();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_string(&mut text).unwrap();
         }
         text
     }
