@@ -25,6 +25,14 @@ async function profiled(context: BrowserContext, page: Page, name: string, run: 
 const online = (page: Page) =>
   expect(page.locator(".status")).toHaveAttribute("data-state", "online", { timeout: 60_000 });
 
+/** Seeds a list of 10,000 todos over the protocol and opens it, live. */
+async function openBigList(page: Page, baseURL: string) {
+  const list = randomUUID();
+  await pushCreates(baseURL, list, 10_000);
+  await page.goto(`/l/${list}`);
+  await online(page);
+}
+
 test("profile catch-up (nothing rendered)", async ({ page, context, baseURL }) => {
   const list = randomUUID();
   await page.goto(`/l/${list}/completed`);
@@ -51,10 +59,7 @@ test("profile a fresh load", async ({ page, context, baseURL }) => {
 });
 
 test("profile typing at the bottom of the list", async ({ page, context, baseURL }) => {
-  const list = randomUUID();
-  await pushCreates(baseURL!, list, 10_000);
-  await page.goto(`/l/${list}`);
-  await online(page);
+  await openBigList(page, baseURL!);
   await profiled(context, page, "typing", async () => {
     await page.evaluate(async () => {
       const frame = () => new Promise((r) => requestAnimationFrame(r));
@@ -72,10 +77,7 @@ test("profile typing at the bottom of the list", async ({ page, context, baseURL
 });
 
 test("profile scrolling the whole list a viewport per frame", async ({ page, context, baseURL }) => {
-  const list = randomUUID();
-  await pushCreates(baseURL!, list, 10_000);
-  await page.goto(`/l/${list}`);
-  await online(page);
+  await openBigList(page, baseURL!);
   await profiled(context, page, "scroll", async () => {
     await page.evaluate(async () => {
       const frame = () => new Promise((r) => requestAnimationFrame(r));
